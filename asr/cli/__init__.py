@@ -1,0 +1,1 @@
+"""Command-line entry points: thin Hydra apps that build plain objects and call the library."""

@@ -1,0 +1,40 @@
+"""asr-prepare: synthesise mini-TIMIT and/or write Kaldi data dirs for a TIMIT-layout corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from asr.cli.common import CONFIG_DIR, report_user_errors
+from asr.errors import AsrError
+
+
+@hydra.main(version_base=None, config_path=CONFIG_DIR, config_name="prepare")
+@report_user_errors
+def main(cfg: DictConfig) -> None:
+    out = Path(cfg.out)
+    corpus = cfg.corpus.name
+    if corpus == "mini_timit":
+        from asr.data.mini_timit import synthesize_mini_timit
+
+        summary = synthesize_mini_timit(
+            out, size=cfg.corpus.size, seed=int(cfg.corpus.seed), num_workers=int(cfg.num_workers)
+        )
+        print(f"mini-TIMIT ({cfg.corpus.size}, seed {cfg.corpus.seed}) in {out}: {summary}")
+        root = out
+    elif corpus == "timit":
+        root = Path(cfg.corpus.root)
+    else:
+        raise AsrError(f"corpus={corpus}: unknown corpus (choose mini_timit or timit)")
+    from asr.data.timit import prepare_timit
+
+    data_dir = out / "data"
+    report = prepare_timit(root, data_dir, override="corpus.root")
+    print(f"Kaldi data dirs in {data_dir}:")
+    print(report.summary())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""Shared fixtures: one tiny mini-TIMIT corpus and its data dirs per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def mini_timit_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny mini-TIMIT corpus (LDC TIMIT layout), synthesised once per session."""
+    from asr.data.mini_timit import synthesize_mini_timit
+
+    root = tmp_path_factory.mktemp("mini_timit") / "corpus"
+    synthesize_mini_timit(root, size="tiny", seed=0, num_workers=2)
+    return root
+
+
+@pytest.fixture(scope="session")
+def mini_timit_dirs(mini_timit_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Kaldi data dirs ``train``, ``dev``, ``test`` of the tiny corpus (and ``root``, the corpus)."""
+    from asr.data.timit import SPLITS, prepare_timit
+
+    out = tmp_path_factory.mktemp("mini_timit_data")
+    prepare_timit(mini_timit_root, out)
+    dirs = {split: out / split for split in SPLITS}
+    dirs["root"] = mini_timit_root
+    return dirs
