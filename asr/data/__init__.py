@@ -1,0 +1,1 @@
+"""Corpora, data directories, mini-TIMIT synthesis, contamination, phone sets."""

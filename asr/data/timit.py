@@ -1,0 +1,212 @@
+"""LDC TIMIT (and mini-TIMIT) -> Kaldi data dirs with the standard train/dev/core-test split.
+
+Layout read: ``<root>/{TRAIN,TEST}/DR<n>/<SPEAKER>/<SENT>.{WAV,PHN,WRD,TXT}``, upper- or
+lower-case names, audio as NIST SPHERE ``.WAV`` or RIFF ``.wav`` (both read by soundfile).
+``train`` is every SI/SX sentence of ``TRAIN/`` (SA sentences excluded, as in Kaldi),
+``dev`` the 50 standard dev speakers and ``test`` the 24 core-test speakers of ``TEST/``.
+
+Each data dir gets ``wav.scp``, ``text`` (lower-case words), ``text.phn`` (48-phone set),
+``utt2spk``, ``spk2utt``, ``utt2dur`` and ``phn.scp`` (utt -> the ``.PHN`` file, the
+ground-truth phone segmentation used to check alignments).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import soundfile as sf
+
+from asr.data.kaldi_dir import DataDir, write_data_dir
+from asr.data.phones import MAP_61_TO_48, fold_phones, read_segments
+from asr.errors import AsrError
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "dev", "test")
+
+
+def _speaker_list(name: str) -> list[str]:
+    text = resources.files("asr.data").joinpath(f"resources/{name}").read_text()
+    return [line.strip().upper() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def dev_speakers() -> list[str]:
+    """The 50 speakers of the standard TIMIT dev set (as in Kaldi's ``conf/dev_spk.list``)."""
+    return _speaker_list("timit_dev_speakers.txt")
+
+
+def test_speakers() -> list[str]:
+    """The 24 speakers of the TIMIT core test set (Kaldi's ``conf/test_spk.list``)."""
+    return _speaker_list("timit_test_speakers.txt")
+
+
+@dataclass
+class PrepareReport:
+    """What preparation found: utterances kept per split and problems skipped."""
+
+    num_utts: dict[str, int] = field(default_factory=dict)
+    num_speakers: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [
+            f"{split:>5}: {self.num_utts[split]:5d} utts, {self.num_speakers[split]:3d} speakers, "
+            f"{self.seconds[split] / 3600:6.2f} h"
+            for split in self.num_utts
+        ]
+        lines.append(f"skipped utterances: {len(self.skipped)}")
+        return "\n".join(lines)
+
+
+def _child(parent: Path, name: str) -> Path | None:
+    """The entry of ``parent`` whose name equals ``name`` ignoring case."""
+    for entry in sorted(parent.iterdir()):
+        if entry.name.upper() == name.upper():
+            return entry
+    return None
+
+
+def find_timit_root(root: str | os.PathLike, override: str = "data.root") -> tuple[Path, Path]:
+    """Locate the ``TRAIN`` and ``TEST`` folders under ``root`` (or ``root/TIMIT``, ``root/data``).
+
+    Raises:
+        AsrError: naming the path looked in and the override to set.
+    """
+    root = Path(root).expanduser()
+    hint = (
+        f"set {override}=/path/to/TIMIT (the folder holding TRAIN/ and TEST/), or make the "
+        "synthetic corpus with: asr-prepare corpus=mini_timit out=DIR"
+    )
+    if not root.is_dir():
+        raise AsrError(f"{root}: TIMIT corpus directory not found; {hint}")
+    for candidate in (root, _child(root, "TIMIT"), _child(root, "data")):
+        if candidate is None or not candidate.is_dir():
+            continue
+        train, test = _child(candidate, "TRAIN"), _child(candidate, "TEST")
+        if train and test and train.is_dir() and test.is_dir():
+            return train, test
+    raise AsrError(f"{root}: no TRAIN/ and TEST/ folders (not the LDC TIMIT layout); {hint}")
+
+
+_AUDIO = re.compile(r"^(S[IX]\d+)\.WAV$", re.IGNORECASE)
+
+
+def _utterance_files(split_dir: Path) -> dict[tuple[str, str], Path]:
+    """(speaker, sentence) -> audio path for every SI/SX utterance under a split folder."""
+    found: dict[tuple[str, str], Path] = {}
+    for dr in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+        for spk_dir in sorted(p for p in dr.iterdir() if p.is_dir()):
+            for f in sorted(spk_dir.iterdir()):
+                m = _AUDIO.match(f.name)
+                if m:
+                    found.setdefault((spk_dir.name.upper(), m.group(1).upper()), f)
+    return found
+
+
+def _sibling(audio: Path, ext: str) -> Path | None:
+    stem = audio.name[: -len(".WAV")]
+    for cand in (ext.upper(), ext.lower()):
+        p = audio.with_name(stem + cand)
+        if p.is_file():
+            return p
+    return None
+
+
+def _normalise_words(sentence: str) -> str:
+    words = re.sub(r"[^a-z' ]+", " ", sentence.lower()).split()
+    return " ".join(w.strip("'") for w in words if w.strip("'"))
+
+
+def _read_utterance(spk: str, sent: str, audio: Path) -> tuple[str, str, str, float, Path]:
+    """Validate one utterance and return (utt id, words, 48-phones, seconds, .PHN path)."""
+    utt = f"{spk}_{sent}"
+    phn = _sibling(audio, ".PHN")
+    txt = _sibling(audio, ".TXT")
+    if phn is None:
+        raise AsrError(f"{audio}: no .PHN transcription beside it")
+    if txt is None:
+        raise AsrError(f"{audio}: no .TXT transcription beside it")
+    try:
+        info = sf.info(str(audio))
+    except (RuntimeError, sf.LibsndfileError) as e:
+        raise AsrError(f"{audio}: cannot read audio ({e})") from None
+    segs = read_segments(phn)
+    if info.frames < segs[-1].end - 1:
+        raise AsrError(
+            f"{audio}: truncated audio ({info.frames} samples, transcription ends at {segs[-1].end})"
+        )
+    phones = fold_phones([s.label for s in segs], MAP_61_TO_48, str(phn))
+    try:
+        words = _normalise_words(" ".join(txt.read_text(errors="replace").split()[2:]))
+    except OSError as e:
+        raise AsrError(f"{txt}: cannot read ({e.strerror})") from None
+    if not words:
+        raise AsrError(f"{txt}: empty transcript")
+    return utt, words, " ".join(phones), info.frames / info.samplerate, phn
+
+
+def prepare_timit(
+    root: str | os.PathLike, out_dir: str | os.PathLike, override: str = "data.root"
+) -> PrepareReport:
+    """Write Kaldi data dirs ``out_dir/{train,dev,test}`` from a TIMIT-layout corpus.
+
+    Utterances with a problem (unreadable or truncated audio, missing or empty transcript,
+    a phone label outside the 61-phone set) are skipped with one logged line each, and
+    counted in the report. Each data dir is written atomically.
+
+    Raises:
+        AsrError: the corpus is missing or has the wrong layout, or a split ends up empty.
+    """
+    train_dir, test_dir = find_timit_root(root, override)
+    out_dir = Path(out_dir)
+    dev_spk, test_spk = set(dev_speakers()), set(test_speakers())
+    sources = {"train": _utterance_files(train_dir)}
+    test_files = _utterance_files(test_dir)
+    sources["dev"] = {k: v for k, v in test_files.items() if k[0] in dev_spk}
+    sources["test"] = {k: v for k, v in test_files.items() if k[0] in test_spk}
+    report = PrepareReport()
+    for split in SPLITS:
+        d = DataDir()
+        phn_scp: dict[str, str] = {}
+        for (spk, sent), audio in sorted(sources[split].items()):
+            try:
+                utt, words, phones, dur, phn = _read_utterance(spk, sent, audio)
+            except AsrError as e:
+                log.warning("skipping %s_%s: %s", spk, sent, e)
+                report.skipped.append(f"{spk}_{sent}: {e}")
+                continue
+            d.wav[utt] = str(audio.resolve())
+            d.text[utt] = words
+            d.phones[utt] = phones
+            d.utt2spk[utt] = spk
+            d.utt2dur[utt] = dur
+            phn_scp[utt] = str(phn.resolve())
+        if not d.utt2spk:
+            where = train_dir if split == "train" else test_dir
+            raise AsrError(f"{where}: no usable utterances for the '{split}' set")
+        d.extra["phn.scp"] = phn_scp
+        write_data_dir(d, out_dir / split)
+        report.num_utts[split] = len(d.utt2spk)
+        report.num_speakers[split] = len(d.spk2utt)
+        report.seconds[split] = sum(d.utt2dur.values())
+    if report.skipped:
+        log.warning("skipped %d utterance(s) in total", len(report.skipped))
+    return report
+
+
+def read_phn_scp(data_dir: str | os.PathLike) -> dict[str, Path]:
+    """utt -> ``.PHN`` path from a data dir's ``phn.scp`` (written by :func:`prepare_timit`)."""
+    path = Path(data_dir) / "phn.scp"
+    if not path.is_file():
+        raise AsrError(f"{path}: not found (ground-truth segments exist only for TIMIT-layout corpora)")
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        utt, _, p = line.partition(" ")
+        out[utt] = Path(p)
+    return out
