@@ -11,7 +11,8 @@ import soundfile as sf
 
 from asr.data.kaldi_dir import read_data_dir
 from asr.data.phones import MAP_48_TO_39, TIMIT39, TIMIT48, TIMIT61, to_39
-from asr.data.timit import dev_speakers, prepare_timit, read_phn_scp, test_speakers
+from asr.data import speakers
+from asr.data.timit import prepare_timit, read_phn_scp
 from asr.errors import AsrError
 
 SR = 16000
@@ -33,7 +34,7 @@ def _write_utt(spk_dir: Path, sent: str, lower: bool = False, riff: bool = False
 
 
 def _make_corpus(root: Path, lower: bool = False) -> tuple[str, str]:
-    dev, test = dev_speakers()[0], test_speakers()[0]
+    dev, test = speakers.dev_speakers()[0], speakers.test_speakers()[0]
     case = (lambda s: s.lower() if lower else s)
     for spk in ("MABC0", "FXYZ0"):
         for sent in ("SX1", "SI2", "SA1"):
@@ -51,7 +52,7 @@ def test_phone_sets_have_standard_sizes() -> None:
 
 
 def test_speaker_lists_are_the_standard_sizes_and_disjoint() -> None:
-    dev, test = dev_speakers(), test_speakers()
+    dev, test = speakers.dev_speakers(), speakers.test_speakers()
     assert (len(dev), len(set(dev)), len(test), len(set(test))) == (50, 50, 24, 24)
     assert not set(dev) & set(test)
 
@@ -104,11 +105,21 @@ def test_missing_corpus_names_path_and_override(tmp_path: Path) -> None:
         prepare_timit(tmp_path / "flat", tmp_path / "data")
 
 
-def test_nothing_half_written_when_a_split_is_empty(tmp_path: Path) -> None:
+def test_nothing_written_when_a_split_is_empty(tmp_path: Path) -> None:
     root = tmp_path / "TIMIT"
     _write_utt(root / "TRAIN" / "DR1" / "MABC0", "SX1")
     (root / "TEST").mkdir()
     with pytest.raises(AsrError, match="no usable utterances for the 'dev' set"):
         prepare_timit(root, tmp_path / "data")
-    assert not (tmp_path / "data" / "dev").exists()
-    assert [p.name for p in (tmp_path / "data").iterdir()] == ["train"]
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())
+
+
+def test_unchanged_corpus_is_reused_and_a_change_redoes_it(tmp_path: Path) -> None:
+    _make_corpus(tmp_path / "TIMIT")
+    prepare_timit(tmp_path / "TIMIT", tmp_path / "data")
+    utt2spk = tmp_path / "data" / "train" / "utt2spk"
+    mtime = utt2spk.stat().st_mtime_ns
+    again = prepare_timit(tmp_path / "TIMIT", tmp_path / "data")
+    assert utt2spk.stat().st_mtime_ns == mtime and again.num_utts["train"] == 4
+    _write_utt(tmp_path / "TIMIT" / "TRAIN" / "DR1" / "MABC0", "SX9")
+    assert prepare_timit(tmp_path / "TIMIT", tmp_path / "data").num_utts["train"] == 5

@@ -12,10 +12,12 @@ ground-truth phone segmentation used to check alignments).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -23,26 +25,12 @@ import soundfile as sf
 
 from asr.data.kaldi_dir import DataDir, write_data_dir
 from asr.data.phones import MAP_61_TO_48, fold_phones, read_segments
+from asr.data.speakers import dev_speakers, test_speakers
 from asr.errors import AsrError
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "dev", "test")
-
-
-def _speaker_list(name: str) -> list[str]:
-    text = resources.files("asr.data").joinpath(f"resources/{name}").read_text()
-    return [line.strip().upper() for line in text.splitlines() if line.strip() and not line.startswith("#")]
-
-
-def dev_speakers() -> list[str]:
-    """The 50 speakers of the standard TIMIT dev set (as in Kaldi's ``conf/dev_spk.list``)."""
-    return _speaker_list("timit_dev_speakers.txt")
-
-
-def test_speakers() -> list[str]:
-    """The 24 speakers of the TIMIT core test set (Kaldi's ``conf/test_spk.list``)."""
-    return _speaker_list("timit_test_speakers.txt")
 
 
 @dataclass
@@ -170,7 +158,15 @@ def prepare_timit(
     test_files = _utterance_files(test_dir)
     sources["dev"] = {k: v for k, v in test_files.items() if k[0] in dev_spk}
     sources["test"] = {k: v for k, v in test_files.items() if k[0] in test_spk}
+    fingerprint = _fingerprint(sources)
+    stamp = out_dir / ".prepared.json"
+    if stamp.is_file() and all((out_dir / s / "utt2spk").is_file() for s in SPLITS):
+        previous = json.loads(stamp.read_text())
+        if previous.get("fingerprint") == fingerprint:
+            log.info("data dirs in %s are up to date, reusing them", out_dir)
+            return PrepareReport(**previous["report"])
     report = PrepareReport()
+    dirs: dict[str, DataDir] = {}
     for split in SPLITS:
         d = DataDir()
         phn_scp: dict[str, str] = {}
@@ -191,13 +187,29 @@ def prepare_timit(
             where = train_dir if split == "train" else test_dir
             raise AsrError(f"{where}: no usable utterances for the '{split}' set")
         d.extra["phn.scp"] = phn_scp
-        write_data_dir(d, out_dir / split)
+        dirs[split] = d
         report.num_utts[split] = len(d.utt2spk)
         report.num_speakers[split] = len(d.spk2utt)
         report.seconds[split] = sum(d.utt2dur.values())
+    # Written only once every split is known to be usable: a failure leaves nothing behind.
+    stamp.unlink(missing_ok=True)
+    for split, d in dirs.items():
+        write_data_dir(d, out_dir / split)
+    stamp.write_text(json.dumps({"fingerprint": fingerprint, "report": asdict(report)}, indent=1) + "\n")
     if report.skipped:
         log.warning("skipped %d utterance(s) in total", len(report.skipped))
     return report
+
+
+def _fingerprint(sources: dict[str, dict[tuple[str, str], Path]]) -> str:
+    """Hash of every source file's path, size and mtime, and of the phone map."""
+    h = hashlib.sha256(resources.files("asr.data").joinpath("resources/timit_phone_map.tsv").read_bytes())
+    for split in SPLITS:
+        for key, audio in sorted(sources[split].items()):
+            for p in [audio] + [q for q in (_sibling(audio, e) for e in (".PHN", ".TXT")) if q]:
+                st = p.stat()
+                h.update(f"{split} {p} {st.st_size} {st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
 
 
 def read_phn_scp(data_dir: str | os.PathLike) -> dict[str, Path]:
