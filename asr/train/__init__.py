@@ -1,0 +1,1 @@
+"""Recipe stages, trainer, optimisers and schedules, checkpoints."""
