@@ -1,0 +1,336 @@
+"""mini-TIMIT: a synthetic corpus in the LDC TIMIT layout, spoken by espeak-ng voices.
+
+Layout written under ``out_dir`` (see ``INTERFACES.md``)::
+
+    TRAIN/DR<n>/<SPK>/SX<k>.{WAV,PHN,WRD,TXT}   made-up train speakers
+    TEST/DR<n>/<SPK>/SX<k>.{WAV,PHN,WRD,TXT}    the real TIMIT dev (50) and core-test (24) IDs
+    lexicon.txt                                  word -> TIMIT-61 phones, each distinct pronunciation
+    .mini_timit.json                             settings and summary; marks a complete corpus
+
+``SX<k>`` is the Harvard sentence number k (1..720). The 72 Harvard lists of ten are
+split once and for all into train (56 lists), dev (8) and test (8) pools, so dev and test
+sentences never occur in training. Each speaker reads consecutive sentences of its pool
+after a seeded shuffle, so every sentence is read about equally often.
+
+Synthesis runs in ``num_workers`` spawned worker processes. espeak-ng keeps state between
+utterances (glottal phase, flutter, AGC) that changes the samples, so each speaker is
+synthesised in a process forked fresh for it: the output depends only on the seed, not on
+the number of workers or the order in which speakers are scheduled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import multiprocessing
+import os
+import shutil
+import time
+import traceback
+import zlib
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from asr.data.espeak import get_espeak
+from asr.data.espeak_labels import label_synthesis, load_phone_map, strip_stress
+from asr.data.phones import PhoneSegment
+from asr.data.speakers import (
+    Speaker,
+    dev_speakers,
+    make_speakers,
+    make_train_ids,
+    speaker_regions,
+    test_speakers,
+)
+from asr.errors import AsrError
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+FORMAT_VERSION = 1  # bump when the bytes written for a given size and seed change
+MARKER = ".mini_timit.json"
+SPLITS = ("train", "dev", "test")
+_LIST_LEN = 10  # Harvard sentences come in lists of ten
+_PAD_SECONDS = (0.10, 0.25)  # silence before and after the speech, drawn per utterance
+_NOISE_STD = 3.0  # int16 units: a faint noise floor (about -80 dBFS) so silence is not all zeros
+
+
+@dataclass(frozen=True)
+class SizeSpec:
+    """Speakers per split and sentences per speaker of one corpus size."""
+
+    num_train: int
+    num_dev: int
+    num_test: int
+    sentences_per_speaker: int
+
+
+SIZES = {
+    # tiny: for tests, two dev and two test speakers (one M, one F) from the real lists.
+    "tiny": SizeSpec(num_train=4, num_dev=2, num_test=2, sentences_per_speaker=3),
+    # small: the demo, about one hour of training speech.
+    "small": SizeSpec(num_train=180, num_dev=10, num_test=24, sentences_per_speaker=8),
+    # full: TIMIT-sized (462 train speakers, 50 dev, 24 core test, 8 sentences each).
+    "full": SizeSpec(num_train=462, num_dev=50, num_test=24, sentences_per_speaker=8),
+}
+
+
+def harvard_sentences() -> list[str]:
+    """The 720 Harvard sentences, in their published order (lists of ten)."""
+    text = resources.files("asr.data").joinpath("resources/harvard_sentences.txt").read_text()
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def sentence_pools(num_sentences: int = 720) -> dict[str, list[int]]:
+    """Disjoint sentence indices (0-based) per split: whole lists of ten, fixed for all seeds.
+
+    Of every nine consecutive lists, the first goes to test, the second to dev and the rest
+    to train (8 + 8 + 56 lists for the 720 sentences).
+    """
+    pools: dict[str, list[int]] = {split: [] for split in SPLITS}
+    for i in range(num_sentences):
+        slot = (i // _LIST_LEN) % 9
+        pools["test" if slot == 0 else "dev" if slot == 1 else "train"].append(i)
+    return pools
+
+
+def _pick_balanced(ids: list[str], num: int) -> list[str]:
+    """The first ``num`` of ``ids``, alternating male and female while both remain."""
+    males = [s for s in ids if s[0] == "M"]
+    females = [s for s in ids if s[0] == "F"]
+    out = []
+    while len(out) < num and (males or females):
+        take = females if (len(out) % 2 and females) or not males else males
+        out.append(take.pop(0))
+    return out
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One speaker's work: written under ``out_dir/<split folder>/<region>/<id>/``."""
+
+    split: str
+    speaker: Speaker
+    sentences: tuple[tuple[int, str], ...]  # (Harvard index, text)
+    seed: int
+
+
+def plan_corpus(size: str, seed: int) -> list[_Job]:
+    """Every speaker's voice and sentences for ``size`` and ``seed`` (no synthesis).
+
+    Raises:
+        AsrError: unknown size, listing the valid ones.
+    """
+    if size not in SIZES:
+        raise AsrError(f"unknown mini-TIMIT size '{size}'; valid sizes: {', '.join(SIZES)}")
+    spec = SIZES[size]
+    rng = np.random.default_rng([seed, zlib.crc32(size.encode())])
+    regions = speaker_regions()
+    dev_ids = _pick_balanced(dev_speakers(), spec.num_dev)
+    test_ids = _pick_balanced(test_speakers(), spec.num_test)
+    train_ids = make_train_ids(spec.num_train, rng, set(dev_speakers()) | set(test_speakers()))
+    sentences = harvard_sentences()
+    pools = sentence_pools(len(sentences))
+    jobs = []
+    for split, ids in (("train", train_ids), ("dev", dev_ids), ("test", test_ids)):
+        pool = [int(i) for i in rng.permutation(pools[split])]
+        for k, spk in enumerate(make_speakers(ids, regions, rng)):
+            first = k * spec.sentences_per_speaker
+            picks = sorted(pool[(first + j) % len(pool)] for j in range(spec.sentences_per_speaker))
+            jobs.append(_Job(split, spk, tuple((i, sentences[i]) for i in picks), seed))
+    return jobs
+
+
+def _write_segments(path: Path, segs: list[PhoneSegment]) -> None:
+    path.write_text("".join(f"{s.start} {s.end} {s.label}\n" for s in segs), encoding="ascii")
+
+
+def _to_16k_with_padding(
+    audio: np.ndarray, rate: int, rng: np.random.Generator
+) -> tuple[np.ndarray, int, int]:
+    """Resample espeak's int16 ``[n]`` to 16 kHz, pad silence both ends, add the noise floor.
+
+    Returns:
+        int16 audio ``[m]`` at 16 kHz, the number of samples padded before the speech, and
+        the number of samples clipped to the int16 range.
+    """
+    g = math.gcd(SAMPLE_RATE, rate)  # 22050 -> 16000 Hz is up 320, down 441
+    speech = resample_poly(audio.astype(np.float64), SAMPLE_RATE // g, rate // g)
+    lead, trail = (int(rng.uniform(*_PAD_SECONDS) * SAMPLE_RATE) for _ in range(2))
+    out = np.concatenate([np.zeros(lead), speech, np.zeros(trail)])
+    out += rng.normal(0.0, _NOISE_STD, len(out))
+    out = np.round(out)
+    clipped = int(np.count_nonzero((out < -32768) | (out > 32767)))
+    return np.clip(out, -32768, 32767).astype(np.int16), lead, clipped
+
+
+def _synthesise_speaker(job: _Job, out_dir: Path) -> dict:
+    """Synthesise and write one speaker's utterances. Runs in a freshly forked process."""
+    engine = get_espeak()
+    voice = job.speaker.voice
+    engine.set_voice(voice.name, voice.pitch, voice.pitch_range, voice.rate)
+    phone_map = load_phone_map()
+
+    def citation(word: str) -> list[str]:
+        return [strip_stress(p) for p in engine.text_to_phonemes(word)]
+
+    folder = out_dir / ("TRAIN" if job.split == "train" else "TEST") / job.speaker.region / job.speaker.id
+    folder.mkdir(parents=True, exist_ok=True)
+    seconds, dropped, unaligned, clipped, lexicon = 0.0, 0, 0, 0, set()
+    for index, text in job.sentences:
+        rng = np.random.default_rng([job.seed, zlib.crc32(job.speaker.id.encode()), index])
+        synth = engine.synthesize(text, seed=int(rng.integers(1, 2**31 - 1)))
+        audio, lead, num_clipped = _to_16k_with_padding(synth.audio, synth.sample_rate, rng)
+        clipped += num_clipped
+        labelled = label_synthesis(
+            synth, text, voice.name, phone_map, citation, SAMPLE_RATE, len(audio), lead
+        )
+        stem = str(folder / f"SX{index + 1}")
+        sf.write(stem + ".WAV", audio, SAMPLE_RATE, format="NIST", subtype="PCM_16")
+        _write_segments(Path(stem + ".PHN"), labelled.phones)
+        _write_segments(Path(stem + ".WRD"), labelled.words)
+        Path(stem + ".TXT").write_text(f"0 {len(audio)} {text}\n", encoding="ascii")
+        for w in labelled.words:
+            pron = [p.label for p in labelled.phones if p.start >= w.start and p.end <= w.end]
+            lexicon.add((w.label, " ".join(pron)))
+        seconds += len(audio) / SAMPLE_RATE
+        dropped += labelled.num_dropped
+        unaligned += labelled.num_unaligned_words
+    return {"split": job.split, "speaker": job.speaker.id, "utterances": len(job.sentences),
+            "seconds": seconds, "dropped": dropped, "unaligned": unaligned, "clipped": clipped,
+            "lexicon": sorted(lexicon)}
+
+
+def _run_forked(task: tuple[_Job, str]) -> dict:
+    """Run :func:`_synthesise_speaker` in a child forked for this job; return its result."""
+    job, out_dir = task
+    result_path = Path(out_dir) / f".result-{job.speaker.id}.json"
+    pid = os.fork()
+    if pid == 0:  # child: never returns
+        code = 0
+        try:
+            result = _synthesise_speaker(job, Path(out_dir))
+        except AsrError as err:
+            result, code = {"error": str(err)}, 1
+        except BaseException:  # report anything, with its traceback, to the parent
+            result, code = {"error": traceback.format_exc()}, 1
+        try:
+            result_path.write_text(json.dumps(result))
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if not result_path.is_file():
+        raise AsrError(f"mini-TIMIT synthesis of speaker {job.speaker.id} died (wait status {status})")
+    result = json.loads(result_path.read_text())
+    result_path.unlink()
+    if "error" in result:
+        raise AsrError(f"mini-TIMIT speaker {job.speaker.id}: {result['error']}")
+    return result
+
+
+def _read_marker(out_dir: Path) -> dict | None:
+    try:
+        return json.loads((out_dir / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def synthesize_mini_timit(out_dir: Path, size: str = "small", seed: int = 0, num_workers: int = 2) -> dict:
+    """Synthesise mini-TIMIT under ``out_dir`` (see the module docstring), or reuse it.
+
+    The corpus is built in a temporary sibling directory and renamed into place, so
+    ``out_dir`` is either absent or complete. An existing corpus with the same size, seed
+    and format version is reused as it is.
+
+    Args:
+        out_dir: corpus root to create; may exist only if empty or a complete mini-TIMIT.
+        size: ``tiny`` (tests), ``small`` (about 1 h of training speech) or ``full`` (TIMIT-sized).
+        seed: the same seed gives byte-identical files.
+        num_workers: processes synthesising in parallel (at least 1).
+
+    Returns:
+        Summary: ``size``, ``seed``, ``splits`` (per split ``speakers``, ``utterances``,
+        ``seconds`` of audio), ``seconds_taken`` (wall time), ``dropped_zero_length_phones``,
+        ``words_without_phones`` (words with no ``.WRD`` line), ``clipped_samples``,
+        ``reused`` (True when an existing corpus was kept).
+
+    Raises:
+        AsrError: unknown size; ``out_dir`` holds something else; espeak-ng not found or
+            failing; an espeak phoneme missing from the mapping.
+    """
+    out_dir = Path(out_dir)
+    plan = plan_corpus(size, seed)  # validates the size before touching the disk
+    marker = _read_marker(out_dir)
+    if marker is not None:
+        settings = (marker.get("size"), marker.get("seed"), marker.get("format_version"))
+        if settings == (size, seed, FORMAT_VERSION):
+            return dict(marker["summary"], reused=True, seconds_taken=0.0)
+        raise AsrError(
+            f"{out_dir}: holds mini-TIMIT size={settings[0]} seed={settings[1]} "
+            f"(format {settings[2]}); remove it or choose another out directory"
+        )
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise AsrError(f"{out_dir}: exists and is not an empty directory or a mini-TIMIT corpus")
+    start = time.perf_counter()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        tasks = [(job, str(tmp)) for job in plan]
+        with multiprocessing.get_context("spawn").Pool(max(1, num_workers)) as pool:
+            results = list(pool.imap(_run_forked, tasks, chunksize=1))
+        summary = _summarise(size, seed, results)
+        _write_lexicon(tmp / "lexicon.txt", results)
+        _write_speaker_table(tmp / "speakers.tsv", plan)
+        # The marker holds no timing, so the same seed gives the same bytes in every file.
+        (tmp / MARKER).write_text(json.dumps(
+            {"size": size, "seed": seed, "format_version": FORMAT_VERSION, "summary": summary}, indent=1))
+        if out_dir.exists():
+            out_dir.rmdir()  # empty, checked above
+        os.rename(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info(
+        "mini-TIMIT: dropped %d zero-length espeak phones; %d words got no phones (no .WRD line); "
+        "%d samples clipped", summary["dropped_zero_length_phones"], summary["words_without_phones"],
+        summary["clipped_samples"],
+    )
+    return dict(summary, reused=False, seconds_taken=time.perf_counter() - start)
+
+
+def _summarise(size: str, seed: int, results: list[dict]) -> dict:
+    splits = {s: {"speakers": 0, "utterances": 0, "seconds": 0.0} for s in SPLITS}
+    for r in results:
+        entry = splits[r["split"]]
+        entry["speakers"] += 1
+        entry["utterances"] += r["utterances"]
+        entry["seconds"] = round(entry["seconds"] + r["seconds"], 3)
+    return {"size": size, "seed": seed, "splits": splits,
+            "dropped_zero_length_phones": sum(r["dropped"] for r in results),
+            "words_without_phones": sum(r["unaligned"] for r in results),
+            "clipped_samples": sum(r["clipped"] for r in results)}
+
+
+def _write_lexicon(path: Path, results: list[dict]) -> None:
+    """``word phone phone ...`` per line, each distinct pronunciation once, sorted."""
+    entries = sorted({(w, p) for r in results for w, p in r["lexicon"]})
+    path.write_text("".join(f"{w} {p}\n" for w, p in entries), encoding="ascii")
+
+
+def _write_speaker_table(path: Path, plan: list[_Job]) -> None:
+    """Which voice speaks as which speaker (for listening and debugging)."""
+    fields = list(asdict(plan[0].speaker.voice))
+    lines = ["\t".join(["speaker", "split", "region", *fields])]
+    for j in plan:
+        v = asdict(j.speaker.voice)
+        lines.append("\t".join([j.speaker.id, j.split, j.speaker.region, *(str(v[f]) for f in fields)]))
+    path.write_text("\n".join(lines) + "\n", encoding="ascii")
