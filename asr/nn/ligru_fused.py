@@ -1,0 +1,115 @@
+"""Fused Light GRU recurrence: one matmul and one elementwise step per frame.
+
+The input projections of all frames are computed before (one large matmul,
+then batch norm); this module runs only the recurrence
+
+    g = a_t + h @ U;  z = sigmoid(g_z);  c = relu(g_c)
+    h' = (z * h + (1 - z) * c * drop) * valid_t
+
+as a custom autograd function with a hand-written backward: one matmul
+(``dg @ U^T``) plus elementwise work per frame, and the gradient of U
+accumulated with one large matmul at the end. Both directions (separate
+weights) run in the same step through batched matmuls.
+
+Two backends compute the same thing: ``cpp`` (a small C++ extension, built on
+first use, CPU) and ``torch`` (ATen ops from Python, any device). Padded
+frames reset the state to zero; padding must follow the valid frames.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from asr.errors import AsrError
+from asr.nn import ligru_cpp
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "cpp", "torch")
+
+
+class LiGRURecurrenceTorch(torch.autograd.Function):
+    """Fused recurrence written with ATen ops (works on any device)."""
+
+    @staticmethod
+    def forward(ctx, a, u, mask, drop):  # noqa: D102 - documented in ligru_recurrence
+        num_steps, num_dirs, batch, _ = a.shape
+        hidden = u.shape[1]
+        h = a.new_zeros(num_dirs, batch, hidden)
+        hs = a.new_empty(num_steps, num_dirs, batch, hidden)
+        zs = torch.empty_like(hs)
+        cs = torch.empty_like(hs)
+        keep = mask.to(a.dtype)[:, None, :, None]  # [T, 1, B, 1]
+        for t in range(num_steps):
+            gates = torch.baddbmm(a[t], h, u)
+            z = torch.sigmoid(gates[..., :hidden], out=zs[t])
+            c = torch.relu(gates[..., hidden:])
+            cs[t] = c
+            if drop is not None:
+                c = c * drop
+            h = torch.lerp(c, h, z).mul_(keep[t])  # z*h + (1-z)*c
+            hs[t] = h
+        ctx.save_for_backward(u, keep, drop, hs, zs, cs)
+        return hs
+
+    @staticmethod
+    def backward(ctx, grad_hs):  # noqa: D102
+        u, keep, drop, hs, zs, cs = ctx.saved_tensors
+        num_steps, num_dirs, batch, hidden = hs.shape
+        grad_a = hs.new_empty(num_steps, num_dirs, batch, 2 * hidden)
+        u_t = u.transpose(1, 2)
+        dh = hs.new_zeros(num_dirs, batch, hidden)
+        zero = hs.new_zeros(num_dirs, batch, hidden)
+        for t in range(num_steps - 1, -1, -1):
+            dh_new = (dh + grad_hs[t]) * keep[t]
+            h_prev = hs[t - 1] if t > 0 else zero
+            z, c = zs[t], cs[t]
+            c_drop = c if drop is None else c * drop
+            dz = dh_new * (h_prev - c_drop)
+            dc = dh_new * (1 - z)
+            if drop is not None:
+                dc = dc * drop
+            grad_a[t, ..., :hidden] = dz * z * (1 - z)
+            grad_a[t, ..., hidden:] = dc * (c > 0)
+            dh = torch.baddbmm(dh_new * z, grad_a[t], u_t)
+        # dU = sum_t h_{t-1}^T dg_t, as one matmul over all frames.
+        h_prev_all = torch.cat([zero[None], hs[:-1]])  # [T, D, B, H]
+        lhs = h_prev_all.permute(1, 3, 0, 2).reshape(num_dirs, hidden, num_steps * batch)
+        rhs = grad_a.permute(1, 0, 2, 3).reshape(num_dirs, num_steps * batch, 2 * hidden)
+        grad_u = torch.bmm(lhs, rhs)
+        return grad_a, grad_u, None, None
+
+
+def ligru_recurrence(a: torch.Tensor, u: torch.Tensor, mask: torch.Tensor,
+                     drop: torch.Tensor | None = None, backend: str = "auto") -> torch.Tensor:
+    """Run the Light GRU recurrence with the fused forward and backward.
+
+    Args:
+        a: [T, D, B, 2H] input projections (update gate in ``[..., :H]``,
+            candidate in ``[..., H:]``), contiguous.
+        u: [D, H, 2H] recurrent weights, applied as ``h @ u``.
+        mask: [T, B] bool, True at valid frames (padding after valid frames).
+        drop: [D, B, H] recurrent-dropout mask on the candidate (already
+            scaled by 1/(1-p)), constant over time; None for no dropout.
+        backend: "cpp" (C++ extension, CPU only), "torch" (ATen ops), or
+            "auto" (cpp on CPU when it builds, else torch with a warning).
+
+    Returns:
+        [T, D, B, H] hidden states, zero at padded frames.
+    """
+    if backend not in BACKENDS:
+        raise AsrError(f"ligru backend must be one of {BACKENDS}, got {backend!r}")
+    a = a.contiguous()
+    u = u.contiguous()
+    if drop is not None:
+        drop = drop.to(a.dtype).contiguous()
+    mask = mask.contiguous()
+    if backend == "auto":
+        backend = "cpp" if a.device.type == "cpu" and ligru_cpp.available() else "torch"
+    if backend == "cpp":
+        if a.device.type != "cpu":
+            raise AsrError("ligru backend 'cpp' runs on CPU only; use backend='torch' on GPU")
+        return ligru_cpp.LiGRURecurrenceCpp.apply(a, u, mask, drop)
+    return LiGRURecurrenceTorch.apply(a, u, mask, drop)
