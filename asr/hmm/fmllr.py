@@ -1,0 +1,132 @@
+"""Feature-space MLLR (constrained MLLR) for diagonal GMMs (Gales 1998).
+
+A transform ``W = [A b]`` ([D, D+1]) maps a frame ``x`` to ``A x + b``. For a diagonal
+model, the auxiliary function of W given Gaussian posteriors gamma is
+
+    Q(W) = beta log|det A| + sum_i ( w_i . k_i - 0.5 w_i G_i w_i^T ),
+
+with ``xi = [x; 1]`` and, per output dimension i,
+``G_i = sum_t sum_g gamma_tg xi xi^T / var_gi``  ([D+1, D+1]),
+``k_i = sum_t sum_g gamma_tg mu_gi / var_gi xi``  ([D+1]), ``beta = sum gamma``.
+Q is maximised one row ``w_i`` at a time in closed form (row i's cofactors fix det A
+as a linear function of ``w_i``, leaving a quadratic in one scalar); each row update
+cannot decrease Q.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import torch
+
+from asr.errors import AsrError
+from asr.hmm.gmm import DiagGmmSet
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FmllrStats:
+    """Sufficient statistics of one speaker (float64).
+
+    Attributes:
+        beta: total occupancy (frames).
+        k: [D, D+1] rows k_i.
+        g: [D, D+1, D+1] matrices G_i.
+    """
+
+    beta: float
+    k: torch.Tensor
+    g: torch.Tensor
+
+    @classmethod
+    def zeros(cls, dim: int) -> "FmllrStats":
+        return cls(0.0, torch.zeros(dim, dim + 1, dtype=torch.float64),
+                   torch.zeros(dim, dim + 1, dim + 1, dtype=torch.float64))
+
+
+def accumulate_fmllr(gmm: DiagGmmSet, x: torch.Tensor, pdfs: torch.Tensor, stats: FmllrStats,
+                     chunk: int = 2000) -> None:
+    """Add frames ``x`` [T, D] aligned to ``pdfs`` [T] to ``stats`` (Gaussian posteriors
+    within each frame's pdf, computed on ``x`` itself)."""
+    for s in range(0, x.shape[0], chunk):
+        xs, ps = x[s: s + chunk], pdfs[s: s + chunk]
+        idx = gmm.gauss_index[ps]  # [T, K]
+        lg = torch.gather(gmm.gauss_log_likelihoods(xs), 1, idx)
+        post = torch.softmax(lg, 1).to(torch.float64)  # [T, K]
+        real = idx < gmm.num_gauss
+        gi = idx.clamp_max(gmm.num_gauss - 1)
+        post = post * real
+        inv_var = 1.0 / gmm.variances[gi]  # [T, K, D]
+        w = torch.einsum("tk,tkd->td", post, inv_var)  # sum_g gamma / var   [T, D]
+        m = torch.einsum("tk,tkd->td", post, gmm.means[gi] * inv_var)  # sum_g gamma mu / var
+        xi = torch.cat([xs.to(torch.float64), torch.ones(xs.shape[0], 1, dtype=torch.float64)], 1)
+        stats.beta += float(post.sum())
+        stats.k += m.T @ xi
+        d1 = xi.shape[1]
+        stats.g += ((w[:, :, None] * xi[:, None, :]).reshape(xi.shape[0], -1).T @ xi).reshape(-1, d1, d1)
+
+
+def fmllr_auxf(w: torch.Tensor, stats: FmllrStats) -> float:
+    """Q(W) (without the constant Gaussian terms), in nats."""
+    det_sign, logdet = torch.linalg.slogdet(w[:, :-1])
+    if det_sign <= 0:
+        return -math.inf
+    quad = torch.einsum("ij,ijk,ik->", w, stats.g, w)
+    return float(stats.beta * logdet + (w * stats.k).sum() - 0.5 * quad)
+
+
+def estimate_fmllr(stats: FmllrStats, w_init: torch.Tensor | None = None, num_iters: int = 10,
+                   min_count: float = 0.0) -> tuple[torch.Tensor, list[float]]:
+    """Row-by-row maximisation of Q(W).
+
+    Args:
+        stats: speaker statistics.
+        w_init: [D, D+1] starting transform (default identity, zero offset).
+        num_iters: sweeps over all rows.
+        min_count: with fewer frames than this, return ``w_init`` unchanged.
+
+    Returns:
+        (W [D, D+1] float64, Q after each sweep, first entry Q of ``w_init``).
+    """
+    d = stats.k.shape[0]
+    w = torch.eye(d, d + 1, dtype=torch.float64) if w_init is None else w_init.to(torch.float64).clone()
+    auxf = [fmllr_auxf(w, stats)]
+    if stats.beta < max(min_count, 1e-10):
+        return w, auxf
+    try:
+        g_inv = torch.linalg.inv(stats.g)  # [D, D+1, D+1]
+    except RuntimeError:
+        raise AsrError("fMLLR statistics are singular (too few frames or constant features)") from None
+    beta = stats.beta
+    for _ in range(num_iters):
+        for i in range(d):
+            # Row i of the cofactor matrix, up to the factor det A: inv(A)^T row i.
+            p = torch.cat([torch.linalg.inv(w[:, :-1]).T[i], torch.zeros(1, dtype=torch.float64)])
+            gp = g_inv[i] @ p
+            a = float(p @ gp)
+            b = float(stats.k[i] @ gp)
+            disc = math.sqrt(b * b + 4.0 * a * beta)
+            best, best_alpha = -math.inf, 0.0
+            for alpha in ((-b + disc) / (2 * a), (-b - disc) / (2 * a)):
+                val = beta * math.log(abs(alpha * a + b)) - 0.5 * alpha * alpha * a
+                if val > best:
+                    best, best_alpha = val, alpha
+            w[i] = (best_alpha * p + stats.k[i]) @ g_inv[i]
+        auxf.append(fmllr_auxf(w, stats))
+    return w, auxf
+
+
+def apply_fmllr(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``A x + b`` for each frame: x [T, D] -> [T, D] float32."""
+    w = w.to(torch.float64)
+    return (x.to(torch.float64) @ w[:, :-1].T + w[:, -1]).to(torch.float32)
+
+
+def compose_fmllr(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
+    """The transform of applying ``inner`` then ``outer`` (both [D, D+1])."""
+    a = outer[:, :-1] @ inner[:, :-1]
+    b = outer[:, :-1] @ inner[:, -1] + outer[:, -1]
+    return torch.cat([a, b[:, None]], 1)
