@@ -63,3 +63,22 @@ def test_missing_corpus_names_the_path_and_override(tmp_path: Path) -> None:
     assert "\n" not in line
     assert f"{tmp_path}/nowhere: TIMIT corpus directory not found; set corpus.root=" in line
     assert "mini_timit" in line
+
+
+def test_prepare_mini_timit_tiny_is_byte_identical_across_runs(tmp_path: Path) -> None:
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for out in outs:
+        res = _run("prepare", "corpus=mini_timit", "corpus.size=tiny", "corpus.seed=3", f"out={out}")
+        assert res.returncode == 0, res.stderr
+        assert "train:" in res.stdout and "skipped utterances: 0" in res.stdout
+
+    def contents(root: Path) -> dict[str, bytes]:
+        # wav.scp and phn.scp hold absolute paths: compare them relative to the corpus root.
+        return {
+            str(p.relative_to(root)): p.read_bytes().replace(str(root).encode(), b"ROOT")
+            for p in sorted(root.rglob("*")) if p.is_file()
+        }
+
+    a, b = contents(outs[0]), contents(outs[1])
+    assert any(k.endswith(".WAV") for k in a) and "data/train/wav.scp" in a
+    assert a == b

@@ -22,7 +22,11 @@ def main(cfg: DictConfig) -> None:
         summary = synthesize_mini_timit(
             out, size=cfg.corpus.size, seed=int(cfg.corpus.seed), num_workers=int(cfg.num_workers)
         )
-        print(f"mini-TIMIT ({cfg.corpus.size}, seed {cfg.corpus.seed}) in {out}: {summary}")
+        state = "reused" if summary.get("reused") else f"made in {summary['seconds_taken']:.1f} s"
+        print(f"mini-TIMIT ({cfg.corpus.size}, seed {cfg.corpus.seed}) in {out}, {state}:")
+        for split, info in summary["splits"].items():
+            print(f"{split:>5}: {info['utterances']:5d} utts, {info['speakers']:3d} speakers, "
+                  f"{info['seconds'] / 60:7.1f} min of speech")
         root = out
     elif corpus == "timit":
         root = Path(cfg.corpus.root)

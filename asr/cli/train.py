@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from asr.cli.common import CONFIG_DIR, report_user_errors
-from asr.features.config import FeatureConfig
-from asr.train.recipe import RecipeSettings, run_recipe
+
+if TYPE_CHECKING:
+    from asr.train.recipe import RecipeSettings
 
 log = logging.getLogger("asr")
 
 
-def settings_from_config(cfg: DictConfig) -> RecipeSettings:
+def settings_from_config(cfg: DictConfig) -> "RecipeSettings":
     """Plain settings from the composed config (the library never sees a DictConfig)."""
+    # Imported here so that --help and --cfg stay fast (no torch import).
+    from asr.features.config import FeatureConfig
+    from asr.train.recipe import RecipeSettings
+
     feats = OmegaConf.to_container(cfg.features, resolve=True)
     kind = feats["kind"]
     return RecipeSettings(
@@ -37,6 +43,8 @@ def settings_from_config(cfg: DictConfig) -> RecipeSettings:
 @hydra.main(version_base=None, config_path=CONFIG_DIR, config_name="train")
 @report_user_errors
 def main(cfg: DictConfig) -> None:
+    from asr.train.recipe import run_recipe
+
     done = run_recipe(settings_from_config(cfg))
     log.info("recipe %s: completed up to stage '%s' in %s", cfg.recipe_name, done, cfg.exp_dir)
 

@@ -45,7 +45,7 @@ class PrepareReport:
     def summary(self) -> str:
         lines = [
             f"{split:>5}: {self.num_utts[split]:5d} utts, {self.num_speakers[split]:3d} speakers, "
-            f"{self.seconds[split] / 3600:6.2f} h"
+            f"{self.seconds[split] / 60:7.1f} min"
             for split in self.num_utts
         ]
         lines.append(f"skipped utterances: {len(self.skipped)}")
@@ -202,13 +202,16 @@ def prepare_timit(
 
 
 def _fingerprint(sources: dict[str, dict[tuple[str, str], Path]]) -> str:
-    """Hash of every source file's path, size and mtime, and of the phone map."""
+    """Content hash of every source file (audio, .PHN, .TXT) and of the phone map.
+
+    Contents, not mtimes, so that the same corpus gives the same stamp wherever it lies.
+    """
     h = hashlib.sha256(resources.files("asr.data").joinpath("resources/timit_phone_map.tsv").read_bytes())
     for split in SPLITS:
-        for key, audio in sorted(sources[split].items()):
+        for (spk, sent), audio in sorted(sources[split].items()):
+            h.update(f"{split} {spk} {sent}\n".encode())
             for p in [audio] + [q for q in (_sibling(audio, e) for e in (".PHN", ".TXT")) if q]:
-                st = p.stat()
-                h.update(f"{split} {p} {st.st_size} {st.st_mtime_ns}\n".encode())
+                h.update(hashlib.sha256(p.read_bytes()).digest())
     return h.hexdigest()
 
 
