@@ -187,7 +187,9 @@ class Espeak:
 
         Args:
             text: UTF-8 text (one sentence).
-            seed: seed of espeak's noise generator, so the same call gives the same samples.
+            seed: seed of espeak's noise generator. espeak also carries state from call to
+                call (glottal phase, flutter, gain), so the samples repeat exactly only after
+                the same sequence of calls in a fresh process.
 
         Returns:
             The int16 audio at :attr:`sample_rate` and all events in time order.

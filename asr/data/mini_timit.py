@@ -4,7 +4,9 @@ Layout written under ``out_dir`` (see ``INTERFACES.md``)::
 
     TRAIN/DR<n>/<SPK>/SX<k>.{WAV,PHN,WRD,TXT}   made-up train speakers
     TEST/DR<n>/<SPK>/SX<k>.{WAV,PHN,WRD,TXT}    the real TIMIT dev (50) and core-test (24) IDs
-    lexicon.txt                                  word -> TIMIT-61 phones, each distinct pronunciation
+    lexicon.txt                                  word -> TIMIT-61 phones as in .PHN (closures included),
+                                                 one line per distinct pronunciation
+    speakers.tsv                                 each speaker's split, region and espeak voice
     .mini_timit.json                             settings and summary; marks a complete corpus
 
 ``SX<k>`` is the Harvard sentence number k (1..720). The 72 Harvard lists of ten are
@@ -15,7 +17,10 @@ after a seeded shuffle, so every sentence is read about equally often.
 Synthesis runs in ``num_workers`` spawned worker processes. espeak-ng keeps state between
 utterances (glottal phase, flutter, AGC) that changes the samples, so each speaker is
 synthesised in a process forked fresh for it: the output depends only on the seed, not on
-the number of workers or the order in which speakers are scheduled.
+the number of workers or the order in which speakers are scheduled. (Spawned workers
+re-import the caller's main module: scripts must guard their entry point with
+``if __name__ == "__main__":``.) Each utterance gets 100-250 ms of silence before and
+after the speech and a faint white-noise floor (standard deviation 3 in int16 units).
 """
 
 from __future__ import annotations

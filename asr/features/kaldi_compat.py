@@ -1,11 +1,15 @@
 """Kaldi-compatible log mel filterbank (fbank) and MFCC features, vectorised in torch.
 
 Same arithmetic as Kaldi's ``compute-fbank-feats`` / ``compute-mfcc-feats`` (and
-``torchaudio.compliance.kaldi``): framing with ``snip_edges``, per-frame dither, DC
+``torchaudio.compliance.kaldi``): framing with ``snip_edges``, dither, DC
 removal, raw log energy, pre-emphasis, window, zero-padded FFT power spectrum, Kaldi mel
 banks, log. All frames of an utterance are processed at once (framing is a strided view),
-and the window, mel banks and DCT are cached, which is what makes it several times
-faster than calling ``torchaudio.compliance.kaldi`` per utterance.
+the signal is dithered once rather than per frame, and the window, mel banks and DCT are
+cached: about twice as fast as ``torchaudio.compliance.kaldi`` per utterance.
+
+Computation is float32, like Kaldi's. Mel bins more than ~1e5 below their frame's
+energy are at float32 rounding level in any implementation; there two implementations
+(ours, Kaldi's, kaldi-native-fbank's) can differ by ~1e-3 in log energy.
 
 Waveforms are taken as given: Kaldi reads 16-bit audio as integers, so to reproduce
 Kaldi's numbers on a WAV file pass samples scaled to the int16 range (``x * 32768``);

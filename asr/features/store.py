@@ -176,7 +176,7 @@ def compute_feature_store(
         log.info("features: %s is up to date, reusing it", out_dir)
         return FeatureStore(out_dir, cfg)
 
-    start = time.perf_counter()
+    start, started_at = time.perf_counter(), time.time()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
@@ -191,6 +191,8 @@ def compute_feature_store(
             "source_scp": str(scp) if scp else None, "store_dir": str(out_dir), **summary,
         }
         (tmp / "config.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+        # Dated to the start, so inputs changed while we extracted make it stale.
+        os.utime(tmp / "config.json", (started_at, started_at))
         _replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -204,7 +206,7 @@ def _extract_all(d: DataDir, cfg: FeatureConfig, num_workers: int, progress: boo
     utts = d.utts
     bar = tqdm(total=len(utts), desc="features", unit="utt", disable=not progress)
     if num_workers <= 1:
-        _init_worker(d, cfg)
+        _WORKER["d"], _WORKER["cfg"] = d, cfg  # in this process: leave its thread count alone
         for utt in utts:
             yield _extract_one(utt)
             bar.update()
