@@ -81,7 +81,7 @@ class DataDir:
         )
 
 
-def _read_table(path: Path) -> dict[str, str]:
+def read_table(path: Path) -> dict[str, str]:
     """Read ``key rest-of-line`` lines. Duplicate keys are an error naming the line."""
     table: dict[str, str] = {}
     with open(path, encoding="utf-8") as f:
@@ -109,24 +109,24 @@ def read_data_dir(path: str | os.PathLike) -> DataDir:
         if not (path / required).is_file():
             raise AsrError(f"{path}: missing '{required}' (not a Kaldi data dir?)")
     d = DataDir()
-    d.wav = _read_table(path / "wav.scp")
+    d.wav = read_table(path / "wav.scp")
     for rec, value in d.wav.items():
         if value.endswith("|"):
             raise AsrError(f"{path / 'wav.scp'}: '{rec}' is a piped command; give a plain audio path")
-    d.utt2spk = _read_table(path / "utt2spk")
+    d.utt2spk = read_table(path / "utt2spk")
     if (path / "text").is_file():
-        d.text = _read_table(path / "text")
+        d.text = read_table(path / "text")
     for name in ("text.phn", "phones"):
         if (path / name).is_file():
-            d.phones = _read_table(path / name)
+            d.phones = read_table(path / name)
             break
     if (path / "utt2dur").is_file():
         try:
-            d.utt2dur = {k: float(v) for k, v in _read_table(path / "utt2dur").items()}
+            d.utt2dur = {k: float(v) for k, v in read_table(path / "utt2dur").items()}
         except ValueError as e:
             raise AsrError(f"{path / 'utt2dur'}: not a number: {e}") from None
     if (path / "segments").is_file():
-        for utt, value in _read_table(path / "segments").items():
+        for utt, value in read_table(path / "segments").items():
             parts = value.split()
             try:
                 d.segments[utt] = Segment(parts[0], float(parts[1]), float(parts[2]))
@@ -161,24 +161,33 @@ def write_data_dir(d: DataDir, path: str | os.PathLike) -> Path:
         tables.update(d.extra)
         for name, table in tables.items():
             if table:
-                _write_table(tmp / name, table)
+                write_table(tmp / name, table)
         spk2utt = {spk: " ".join(utts) for spk, utts in d.spk2utt.items()}
-        _write_table(tmp / "spk2utt", spk2utt)
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(path)
+        write_table(tmp / "spk2utt", spk2utt)
+        replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
 
 
-def _write_table(path: Path, table: dict[str, object]) -> None:
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Rename the finished directory ``tmp`` to ``final``, replacing an existing ``final``.
+
+    The old directory is moved aside first, so ``final`` is never half-written.
+    """
+    if final.exists():
+        old = final.with_name(f".{final.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(final)
+
+
+def write_table(path: Path, table: dict[str, object]) -> None:
+    """Write ``key value`` lines sorted by key (Kaldi order)."""
     with open(path, "w", encoding="utf-8") as f:
         for key in sorted(table):
             f.write(f"{key} {table[key]}\n")

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from asr.data.kaldi_dir import DataDir, read_data_dir
+from asr.data.kaldi_dir import DataDir, read_data_dir, read_table, replace_dir, write_table
 from asr.errors import AsrError
 from asr.features.cmvn import apply_cmvn, cmvn_stats
 from asr.features.config import TRANSFORM_FIELDS, FeatureConfig
@@ -85,10 +85,10 @@ class FeatureStore:
             options.update({k: getattr(cfg, k) for k in TRANSFORM_FIELDS})
         self.cfg = FeatureConfig.from_dict(options)
         self.raw_dim = int(self.info["raw_dim"])
-        self.num_frames = {k: int(v) for k, v in _read_table(self.path / "utt2num_frames").items()}
-        self.utt2spk = _read_table(self.path / "utt2spk")
+        self.num_frames = {k: int(v) for k, v in read_table(self.path / "utt2num_frames").items()}
+        self.utt2spk = read_table(self.path / "utt2spk")
         self.utts = sorted(self.num_frames)
-        self._feats = _read_table(self.path / "feats.scp")  # utt -> "ark_path:offset"
+        self._feats = read_table(self.path / "feats.scp")  # utt -> "ark_path:offset"
         built_in = self.info.get("store_dir")
         if built_in and Path(built_in) != self.path.absolute() and not self.info.get("source_scp"):
             # The store was moved: its scp still names the arks at the old place.
@@ -193,7 +193,7 @@ def compute_feature_store(
         (tmp / "config.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
         # Dated to the start, so inputs changed while we extracted make it stale.
         os.utime(tmp / "config.json", (started_at, started_at))
-        _replace_dir(tmp, out_dir)
+        replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -335,8 +335,8 @@ def _write_store(tmp: Path, out_dir: Path, d: DataDir, results: Iterator[_Result
         for spk in sorted(speaker_stats):
             scp.write(f"{spk} {out_dir / 'cmvn.ark'}:{ark.tell() + len(spk.encode()) + 1}\n")
             kaldiio.save_ark(ark, {spk: speaker_stats[spk]})
-    _write_table(tmp / "utt2num_frames", frames)
-    _write_table(tmp / "utt2spk", {u: d.utt2spk[u] for u in frames})
+    write_table(tmp / "utt2num_frames", frames)
+    write_table(tmp / "utt2spk", {u: d.utt2spk[u] for u in frames})
     return {
         "raw_dim": raw_dim, "num_utts": len(frames), "num_frames": sum(frames.values()),
         "num_skipped": len(skipped), "skipped": skipped, "num_resampled": num_resampled,
@@ -393,26 +393,3 @@ def _scp_inputs(scp: Path) -> list[str]:
     """The scp file and the ark files its entries point into."""
     arks = {spec.rpartition(":")[0] or spec for spec in _read_scp(scp).values()}
     return sorted(arks | {str(scp)})
-
-
-def _replace_dir(tmp: Path, final: Path) -> None:
-    """Rename ``tmp`` to ``final``, replacing an existing ``final`` directory."""
-    if final.exists():
-        old = final.with_name(f".{final.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(final)
-
-
-def _read_table(path: Path) -> dict[str, str]:
-    with open(path, encoding="utf-8") as f:
-        return dict(line.rstrip("\n").split(" ", 1) for line in f if line.strip())
-
-
-def _write_table(path: Path, table: dict[str, object]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        for key in sorted(table):
-            f.write(f"{key} {table[key]}\n")
