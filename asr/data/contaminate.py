@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from asr.data.kaldi_dir import DataDir, load_utterance, read_data_dir, write_data_dir
+from asr.data.kaldi_dir import DataDir, load_utterance, read_data_dir, replace_dir, write_data_dir
 from asr.data.noise import (NOISE_TYPES, BabbleSource, active_speech_power, noise_gain,
                             pink_noise, white_noise)
 from asr.data.reverb import RoomImpulseResponse, reverberate, simulate_rir
@@ -247,7 +247,7 @@ def contaminate_data_dir(
         with open(staging / MARKER, "w", encoding="utf-8") as f:
             json.dump({"settings": settings, "num_scaled_to_avoid_clipping": num_scaled,
                        "utterances": info}, f, indent=1, sort_keys=True)
-        _replace_dir(staging, out_dir)
+        replace_dir(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -336,15 +336,3 @@ def _write_tables(data: DataDir, durations: dict[str, float], out_dir: Path,
     for f in tables.iterdir():
         f.rename(staging / f.name)
     tables.rmdir()
-
-
-def _replace_dir(staging: Path, out_dir: Path) -> None:
-    """Rename ``staging`` to ``out_dir``, replacing any previous ``out_dir``."""
-    if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
-        old.rmdir()
-        out_dir.rename(old)
-        staging.rename(out_dir)
-        shutil.rmtree(old)
-    else:
-        staging.rename(out_dir)

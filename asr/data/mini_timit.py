@@ -14,12 +14,12 @@ split once and for all into train (56 lists), dev (8) and test (8) pools, so dev
 sentences never occur in training. Each speaker reads consecutive sentences of its pool
 after a seeded shuffle, so every sentence is read about equally often.
 
-Synthesis runs in ``num_workers`` spawned worker processes. espeak-ng keeps state between
+Synthesis runs in ``num_workers`` forked worker processes. espeak-ng keeps state between
 utterances (glottal phase, flutter, AGC) that changes the samples, so each speaker is
 synthesised in a process forked fresh for it: the output depends only on the seed, not on
-the number of workers or the order in which speakers are scheduled. (Spawned workers
-re-import the caller's main module: scripts must guard their entry point with
-``if __name__ == "__main__":``.) Each utterance gets 100-250 ms of silence before and
+the number of workers or the order in which speakers are scheduled. (Forked, not spawned,
+workers: spawned ones re-import the caller's main module, and an unguarded script would
+then restart them forever.) Each utterance gets 100-250 ms of silence before and
 after the speech and a faint white-noise floor (standard deviation 3 in int16 units).
 """
 
@@ -290,7 +290,7 @@ def synthesize_mini_timit(out_dir: Path, size: str = "small", seed: int = 0, num
     tmp.mkdir()
     try:
         tasks = [(job, str(tmp)) for job in plan]
-        with multiprocessing.get_context("spawn").Pool(max(1, num_workers)) as pool:
+        with multiprocessing.get_context("fork").Pool(max(1, num_workers)) as pool:
             results = list(pool.imap(_run_forked, tasks, chunksize=1))
         summary = _summarise(size, seed, results)
         _write_lexicon(tmp / "lexicon.txt", results)
