@@ -14,12 +14,11 @@ split once and for all into train (56 lists), dev (8) and test (8) pools, so dev
 sentences never occur in training. Each speaker reads consecutive sentences of its pool
 after a seeded shuffle, so every sentence is read about equally often.
 
-Synthesis runs in ``num_workers`` forked worker processes. espeak-ng keeps state between
+Synthesis runs in ``num_workers`` worker interpreters (``asr.data.mini_timit_worker``). espeak-ng keeps state between
 utterances (glottal phase, flutter, AGC) that changes the samples, so each speaker is
 synthesised in a process forked fresh for it: the output depends only on the seed, not on
-the number of workers or the order in which speakers are scheduled. (Forked, not spawned,
-workers: spawned ones re-import the caller's main module, and an unguarded script would
-then restart them forever.) Each utterance gets 100-250 ms of silence before and
+the number of workers or the order in which speakers are scheduled, nor on any espeak-ng
+state of the calling process. Each utterance gets 100-250 ms of silence before and
 after the speech and a faint white-noise floor (standard deviation 3 in int16 units).
 """
 
@@ -28,8 +27,10 @@ from __future__ import annotations
 import json
 import logging
 import math
-import multiprocessing
 import os
+import pickle
+import subprocess
+import sys
 import shutil
 import time
 import traceback
@@ -239,6 +240,37 @@ def _run_forked(task: tuple[_Job, str]) -> dict:
     return result
 
 
+def _run_in_workers(tasks: list[tuple[_Job, str]], num_workers: int) -> list[dict]:
+    """Run the jobs in ``num_workers`` fresh interpreters (round-robin); results in job order."""
+    package_parent = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
+    shares = [tasks[i::num_workers] for i in range(num_workers)]
+    out_dir = Path(tasks[0][1])
+    procs = []
+    for w, share in enumerate(shares):
+        if not share:
+            continue
+        jobs, results_file = out_dir / f".jobs-{w}.pkl", out_dir / f".results-{w}.pkl"
+        jobs.write_bytes(pickle.dumps(share))
+        cmd = [sys.executable, "-m", "asr.data.mini_timit_worker", str(jobs), str(results_file)]
+        procs.append((subprocess.Popen(cmd, env=env), jobs, results_file))
+    outputs = []
+    for proc, jobs, results_file in procs:
+        if proc.wait() != 0 or not results_file.is_file():
+            raise AsrError(f"mini-TIMIT synthesis worker died (exit status {proc.returncode})")
+        out = pickle.loads(results_file.read_bytes())
+        jobs.unlink()
+        results_file.unlink()
+        if isinstance(out, dict):
+            raise AsrError(out["error"])
+        outputs.append(out)
+    results: list[dict] = [{}] * len(tasks)
+    for w, out in enumerate(outputs):
+        for k, result in enumerate(out):
+            results[w + k * num_workers] = result
+    return results
+
+
 def _read_marker(out_dir: Path) -> dict | None:
     try:
         return json.loads((out_dir / MARKER).read_text())
@@ -290,8 +322,7 @@ def synthesize_mini_timit(out_dir: Path, size: str = "small", seed: int = 0, num
     tmp.mkdir()
     try:
         tasks = [(job, str(tmp)) for job in plan]
-        with multiprocessing.get_context("fork").Pool(max(1, num_workers)) as pool:
-            results = list(pool.imap(_run_forked, tasks, chunksize=1))
+        results = _run_in_workers(tasks, max(1, num_workers))
         summary = _summarise(size, seed, results)
         _write_lexicon(tmp / "lexicon.txt", results)
         _write_speaker_table(tmp / "speakers.tsv", plan)
