@@ -113,3 +113,16 @@ def test_split_is_deterministic_and_preserves_weight():
     torch.testing.assert_close(a.gauss_counts(), targets)
     wsum = torch.zeros(4, dtype=torch.float64).index_add_(0, a.pdf_of_gauss, a.log_weights.exp())
     torch.testing.assert_close(wsum, torch.ones(4, dtype=torch.float64))
+
+
+def test_subset_and_per_frame_likelihoods_match_full():
+    gen = torch.Generator().manual_seed(5)
+    model = _random_model(gen)
+    x = torch.randn(9, 3, generator=gen, dtype=torch.float64)
+    full = model.log_likelihoods(x)
+    pdfs = torch.tensor([3, 1])
+    torch.testing.assert_close(model.pdf_log_likelihoods(x, pdfs), full[:, pdfs])
+    frame_pdfs = torch.randint(0, 4, (9,), generator=gen)
+    idx, ll = model.frame_gauss_log_likelihoods(x, frame_pdfs)
+    torch.testing.assert_close(torch.logsumexp(ll, 1), full[torch.arange(9), frame_pdfs])
+    assert bool((idx[ll == -math.inf] == model.num_gauss).all())

@@ -53,13 +53,12 @@ def accumulate_fmllr(gmm: DiagGmmSet, x: torch.Tensor, pdfs: torch.Tensor, stats
     within each frame's pdf, computed on ``x`` itself)."""
     for s in range(0, x.shape[0], chunk):
         xs, ps = x[s: s + chunk], pdfs[s: s + chunk]
-        idx = gmm.gauss_index[ps]  # [T, K]
-        lg = torch.gather(gmm.gauss_log_likelihoods(xs), 1, idx)
+        idx, lg = gmm.frame_gauss_log_likelihoods(xs, ps)  # [T, K]
         post = torch.softmax(lg, 1).to(torch.float64)  # [T, K]
         real = idx < gmm.num_gauss
         gi = idx.clamp_max(gmm.num_gauss - 1)
         post = post * real
-        inv_var = 1.0 / gmm.variances[gi]  # [T, K, D]
+        inv_var = gmm.inv_variances[gi]  # [T, K, D]
         w = torch.einsum("tk,tkd->td", post, inv_var)  # sum_g gamma / var   [T, D]
         m = torch.einsum("tk,tkd->td", post, gmm.means[gi] * inv_var)  # sum_g gamma mu / var
         xi = torch.cat([xs.to(torch.float64), torch.ones(xs.shape[0], 1, dtype=torch.float64)], 1)
@@ -101,10 +100,13 @@ def estimate_fmllr(stats: FmllrStats, w_init: torch.Tensor | None = None, num_it
     except RuntimeError:
         raise AsrError("fMLLR statistics are singular (too few frames or constant features)") from None
     beta = stats.beta
+    zero = torch.zeros(1, dtype=torch.float64)
     for _ in range(num_iters):
+        a_inv = torch.linalg.inv(w[:, :-1])
         for i in range(d):
             # Row i of the cofactor matrix, up to the factor det A: inv(A)^T row i.
-            p = torch.cat([torch.linalg.inv(w[:, :-1]).T[i], torch.zeros(1, dtype=torch.float64)])
+            p = torch.cat([a_inv[:, i], zero])
+            old_row = w[i, :-1].clone()
             gp = g_inv[i] @ p
             a = float(p @ gp)
             b = float(stats.k[i] @ gp)
@@ -115,6 +117,9 @@ def estimate_fmllr(stats: FmllrStats, w_init: torch.Tensor | None = None, num_it
                 if val > best:
                     best, best_alpha = val, alpha
             w[i] = (best_alpha * p + stats.k[i]) @ g_inv[i]
+            # Only row i of A changed: update its inverse by Sherman-Morrison, O(D^2).
+            v = (w[i, :-1] - old_row) @ a_inv
+            a_inv = a_inv - torch.outer(a_inv[:, i], v) / (1.0 + float(v[i]))
         auxf.append(fmllr_auxf(w, stats))
     return w, auxf
 

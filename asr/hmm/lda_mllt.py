@@ -73,8 +73,8 @@ def accumulate_mllt(gmm: DiagGmmSet, x: torch.Tensor, pdfs: torch.Tensor, chunk:
     beta = 0.0
     for s in range(0, x.shape[0], chunk):
         xs, ps = x[s: s + chunk], pdfs[s: s + chunk]
-        idx = gmm.gauss_index[ps]
-        post = torch.softmax(torch.gather(gmm.gauss_log_likelihoods(xs), 1, idx), 1).to(torch.float64)
+        idx, lg = gmm.frame_gauss_log_likelihoods(xs, ps)
+        post = torch.softmax(lg, 1).to(torch.float64)
         post = torch.where(post >= min_post, post, torch.zeros_like(post))
         post = post / post.sum(1, keepdim=True)
         t_idx, k_idx = torch.nonzero(post > 0, as_tuple=True)

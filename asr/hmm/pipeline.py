@@ -39,6 +39,7 @@ from asr.data.phones import SILENCE_48, TIMIT48
 from asr.errors import AsrError
 from asr.features.deltas import add_deltas
 from asr.hmm.alignment_io import write_alignments
+from asr.hmm.gmm_update import GmmUpdateOptions
 from asr.hmm.lda_mllt_training import train_lda_mllt, transform_set
 from asr.hmm.model import GmmHmm
 from asr.hmm.mono import train_mono
@@ -71,7 +72,9 @@ class GmmPipelineConfig:
     num_states: int = 3
     silence_phones: tuple[str, ...] = (SILENCE_48,)
     num_silence_states: int = 3
-    mono: GmmTrainOptions = field(default_factory=GmmTrainOptions)
+    # Kaldi's train_mono.sh passes --min-gaussian-occupancy=3 to gmm-est.
+    mono: GmmTrainOptions = field(
+        default_factory=lambda: GmmTrainOptions(update=GmmUpdateOptions(min_gaussian_occupancy=3)))
     tri1: GmmTrainOptions = field(default_factory=lambda: tri_train_options(15000))
     tri2: GmmTrainOptions = field(default_factory=lambda: tri_train_options(15000))
     tri3: GmmTrainOptions = field(default_factory=lambda: tri_train_options(15000))
@@ -186,7 +189,7 @@ def train_gmm_pipeline(train_dir: str | os.PathLike, feats: Any, out_dir: str | 
             model = GmmHmm.load(stage_dir / "final.mdl")
             positions = _read_positions(stage_dir, static)
             if stage in ("tri2", "tri3"):
-                transform = torch.from_numpy(kaldiio.load_mat(str(stage_dir / "final.mat")))
+                transform = torch.from_numpy(np.array(kaldiio.load_mat(str(stage_dir / "final.mat"))))
             results[stage] = {**done["results"], "reused": True}
             prev_fp = fp
             continue

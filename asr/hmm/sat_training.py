@@ -6,6 +6,8 @@ import logging
 
 import torch
 
+from asr.errors import AsrError
+
 from asr.hmm.fmllr import FmllrStats, accumulate_fmllr, apply_fmllr, compose_fmllr, estimate_fmllr
 from asr.hmm.model import GmmHmm
 from asr.hmm.topology import TransitionModel
@@ -28,8 +30,8 @@ def update_speaker_fmllr(model: GmmHmm, data: TrainingSet, ali: Alignments,
     """Estimate one fMLLR per speaker on ``data`` (already adapted by ``transforms``) and
     compose it with them.
 
-    Speakers with fewer than ``min_count`` aligned frames keep their transform (identity
-    at first); their count is logged.
+    Speakers with fewer than ``min_count`` aligned frames, or whose estimate fails
+    (singular statistics), keep their transform (identity at first); their count is logged.
 
     Returns:
         (composed transforms, ``data`` with the new transforms applied on top,
@@ -46,19 +48,27 @@ def update_speaker_fmllr(model: GmmHmm, data: TrainingSet, ali: Alignments,
         stats = FmllrStats.zeros(d)
         if len(sel):
             accumulate_fmllr(model.gmm, data.feats[sel], pdfs[sel], stats)
-        if stats.beta < min_count:
+        w = None
+        if stats.beta >= min_count:
+            try:
+                w, auxf = estimate_fmllr(stats, num_iters=num_iters)
+            except AsrError as e:  # one bad speaker must not stop training
+                log.warning("fMLLR for speaker %s failed (%s); keeping its previous transform", spk, e)
+            if w is not None and not bool(torch.isfinite(w).all()):
+                log.warning("fMLLR for speaker %s is not finite; keeping its previous transform", spk)
+                w = None
+        if w is None:
             skipped += 1
             transforms.setdefault(spk, torch.eye(d, d + 1, dtype=torch.float64))
             continue
-        w, auxf = estimate_fmllr(stats, num_iters=num_iters)
         gain += auxf[-1] - auxf[0]
         frames += stats.beta
         feats[rows] = apply_fmllr(w, data.feats[rows])
         prev = transforms.get(spk, torch.eye(d, d + 1, dtype=torch.float64))
         transforms[spk] = compose_fmllr(w, prev)
     if skipped:
-        log.warning("fMLLR: %d speaker(s) with fewer than %.0f frames keep their previous transform",
-                    skipped, min_count)
+        log.warning("fMLLR: %d speaker(s) (fewer than %.0f frames, or a failed estimate) keep their "
+                    "previous transform", skipped, min_count)
     return transforms, data.with_feats(feats), gain / max(frames, 1.0)
 
 

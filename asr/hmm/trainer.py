@@ -100,8 +100,9 @@ def align_set(model: GmmHmm, data: TrainingSet, batch_size: int = 64, progress: 
         ems, los, fos = [], [], []
         for i in batch:
             chain = model.chain(data.phone_ids[i])
-            ll = model.gmm.log_likelihoods(data.utt_feats(i))  # [T, P]
-            ems.append(ll[:, torch.from_numpy(chain.pdfs)])  # [T, S]
+            used, where = np.unique(chain.pdfs, return_inverse=True)
+            ll = model.gmm.pdf_log_likelihoods(data.utt_feats(i), torch.from_numpy(used))  # [T, U]
+            ems.append(ll[:, torch.from_numpy(where)])  # [T, S]
             los.append(torch.from_numpy(log_loop[chain.hmm_states]).float())
             fos.append(torch.from_numpy(log_fwd[chain.hmm_states]).float())
         for i, res in zip(batch, viterbi_batch(ems, los, fos)):
@@ -131,7 +132,7 @@ def frame_pdfs(model: GmmHmm, data: TrainingSet, ali: Alignments) -> torch.Tenso
     return torch.from_numpy(pdfs)
 
 
-def accumulate_set(model: GmmHmm, data: TrainingSet, ali: Alignments, chunk: int = 20000
+def accumulate_set(model: GmmHmm, data: TrainingSet, ali: Alignments, chunk: int = 2_000_000
                    ) -> tuple[GmmStats, np.ndarray, np.ndarray]:
     """GMM statistics and transition counts of ``data`` under alignments ``ali``.
 

@@ -1,0 +1,106 @@
+"""Benchmark the GMM-HMM aligner on mini-TIMIT: frame accuracy and wall time per stage.
+
+Synthesises (or reuses) a mini-TIMIT corpus, prepares data dirs, extracts 13 MFCCs
+with per-speaker mean normalisation, trains mono -> tri1 -> tri2 -> tri3 and scores each
+stage's training-set phone alignment against the synthesiser's ``.PHN`` boundaries.
+Prints one JSON object on its last line.
+
+    python scripts/bench_align.py --size small --work /tmp/bench_align --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from asr.data.mini_timit import synthesize_mini_timit
+from asr.data.timit import prepare_timit, read_phn_scp
+from asr.features.config import FeatureConfig
+from asr.features.store import compute_feature_store
+from asr.hmm.alignment_io import read_frame_phones
+from asr.hmm.frame_accuracy import phone_frame_accuracy
+from asr.hmm.gmm_update import GmmUpdateOptions
+from asr.hmm.model import GmmHmm
+from asr.hmm.pipeline import STAGES, GmmPipelineConfig, train_gmm_pipeline
+from asr.hmm.trainer import GmmTrainOptions, align_set
+from asr.hmm.training_set import TrainingSet
+from asr.hmm.tree import TreeOptions
+from asr.hmm.triphone import tri_train_options
+from asr.data.kaldi_dir import read_data_dir
+from asr.features.deltas import add_deltas
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", default="small", choices=["tiny", "small", "full"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--work", default="/tmp/bench_align", help="corpus, features and models go here")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--stages", default=",".join(STAGES))
+    p.add_argument("--leaves", type=int, default=2500, help="tree leaves of tri1/tri2/tri3")
+    p.add_argument("--gauss", type=int, default=15000, help="Gaussians of tri1/tri2/tri3")
+    p.add_argument("--mono-gauss", type=int, default=1000)
+    p.add_argument("--device", default="cpu", choices=["cpu"], help="GMM training runs on CPU")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    stages = tuple(args.stages.split(","))
+
+    t0 = time.perf_counter()
+    synthesize_mini_timit(work / "corpus", size=args.size, seed=args.seed, num_workers=args.threads)
+    prepare_timit(work / "corpus", work / "data")
+    feat_cfg = FeatureConfig(kind="mfcc", dither=0.0, cmvn="speaker_mean", deltas=0)
+    store = compute_feature_store(work / "data" / "train", work / "features" / "train", feat_cfg,
+                                  num_workers=args.threads, progress=False)
+    prep_seconds = time.perf_counter() - t0
+
+    mono_opts = GmmTrainOptions(total_gauss=args.mono_gauss, update=GmmUpdateOptions(min_gaussian_occupancy=3))
+    cfg = GmmPipelineConfig(
+        stages=stages, mono=mono_opts,
+        tri1=tri_train_options(args.gauss), tri2=tri_train_options(args.gauss), tri3=tri_train_options(args.gauss),
+        tri1_tree=TreeOptions(max_leaves=args.leaves), tri2_tree=TreeOptions(max_leaves=args.leaves),
+        tri3_tree=TreeOptions(max_leaves=args.leaves))
+    exp = work / f"exp_l{args.leaves}_g{args.gauss}"
+    results = train_gmm_pipeline(work / "data" / "train", store, exp, cfg)
+
+    phn = read_phn_scp(work / "data" / "train")
+    accuracy = {}
+    for stage in stages:
+        accuracy[stage], num_scored = phone_frame_accuracy(read_frame_phones(exp / stage), phn)
+
+    # Viterbi alignment speed: one pass of the mono model over the training set.
+    d = read_data_dir(work / "data" / "train")
+    mono = GmmHmm.load(exp / "mono" / "final.mdl")
+    data = TrainingSet.build({u: add_deltas(store.load(u)) for u in d.utts}, d.phones, mono.tm, d.utt2spk)
+    t = time.perf_counter()
+    res = align_set(mono, data)
+    align_seconds = time.perf_counter() - t
+
+    print(json.dumps({
+        "frame_accuracy": accuracy,
+        "stage_seconds": {s: round(results[s]["seconds"], 2) for s in stages},
+        "per": {},  # GMM decoding is not implemented yet
+        "viterbi_frames_per_second": round(res.num_frames / align_seconds, 1),
+        "total_pipeline_seconds": round(sum(results[s]["seconds"] for s in stages), 2),
+        "prepare_seconds": round(prep_seconds, 2),
+        "num_train_frames": data.num_frames, "num_scored_frames": num_scored,
+        "stages": {s: {k: v for k, v in results[s].items() if k != "seconds"} for s in stages},
+        "device": "cpu", "cpu": platform.processor() or platform.machine(), "threads": args.threads,
+        "cpu_count": os.cpu_count(),
+        "settings": {"size": args.size, "seed": args.seed, "leaves": args.leaves, "gauss": args.gauss,
+                     "mono_gauss": args.mono_gauss, "features": "mfcc13+cmvn(speaker mean)",
+                     "mono": "deltas", "tri1": "deltas", "tri2": "lda40(splice 3)+mllt",
+                     "tri3": "lda+mllt+sat(fmllr)"},
+    }))
+
+
+if __name__ == "__main__":
+    main()
