@@ -34,6 +34,8 @@ def settings_from_config(cfg: DictConfig) -> "RecipeSettings":
         test_sets=list(cfg.data.test_sets),
         features=FeatureConfig() if kind == "fmllr" else FeatureConfig.from_dict({**feats, "seed": cfg.seed}),
         features_kind=kind,
+        task=cfg.task.name,
+        alignment_stage=cfg.task.get("alignment_stage", "tri3"),
         seed=int(cfg.seed),
         num_workers=int(cfg.num_workers),
         stop_stage=cfg.stop_stage,

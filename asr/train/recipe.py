@@ -33,6 +33,8 @@ class RecipeSettings:
         test_sets: clean or contaminated test-set names (``test_babble_snr5``, ...).
         features: feature options (ignored when ``features_kind == "fmllr"``).
         features_kind: ``fbank``, ``mfcc``, ``kaldi_scp`` or ``fmllr``.
+        task: ``hybrid`` (needs GMM-HMM alignments) or ``ctc``.
+        alignment_stage: last GMM stage trained; its alignments are the hybrid targets.
         seed: seed of contamination and dither.
         num_workers: worker processes for extraction.
         stop_stage: last stage to run (one of :data:`STAGES`), or None for all.
@@ -46,6 +48,8 @@ class RecipeSettings:
     test_sets: list[str] = field(default_factory=lambda: ["test"])
     features: FeatureConfig = field(default_factory=FeatureConfig)
     features_kind: str = "fbank"
+    task: str = "hybrid"
+    alignment_stage: str = "tri3"
     seed: int = 0
     num_workers: int = 2
     stop_stage: str | None = None
@@ -82,6 +86,46 @@ def compute_feature_stores(s: RecipeSettings, sets: dict[str, Path]) -> dict[str
     }
 
 
+def gmm_feature_config(seed: int) -> FeatureConfig:
+    """Kaldi's GMM front end: 13 MFCCs (23 mel bins) with per-speaker mean normalisation."""
+    return FeatureConfig(kind="mfcc", num_mel_bins=23, num_ceps=13, cmvn="speaker_mean", seed=seed)
+
+
+def train_aligner(s: RecipeSettings, sets: dict[str, Path]) -> Path:
+    """Train the GMM-HMM stages up to ``s.alignment_stage`` and align train and dev.
+
+    Writes ``exp_dir/gmm/<stage>/`` (models, train alignments, priors) and
+    ``exp_dir/gmm/<stage>/ali_<dev_set>/``; both are reused when their inputs are unchanged.
+
+    Returns:
+        the directory of the final stage.
+    """
+    from asr.hmm.align_data import align_data_dir
+    from asr.hmm.pipeline import STAGES as GMM_STAGES
+    from asr.hmm.pipeline import GmmPipelineConfig, train_gmm_pipeline
+
+    if s.alignment_stage not in GMM_STAGES:
+        raise AsrError(f"task.alignment_stage: '{s.alignment_stage}' is not one of {', '.join(GMM_STAGES)}")
+    stages = GMM_STAGES[: GMM_STAGES.index(s.alignment_stage) + 1]
+    cfg = gmm_feature_config(s.seed)
+    stores = {
+        name: compute_feature_store(sets[name], s.exp_dir / "features_gmm" / name, cfg, s.num_workers)
+        for name in (s.train_set, s.dev_set)
+    }
+    gmm_dir = s.exp_dir / "gmm"
+    results = train_gmm_pipeline(sets[s.train_set], stores[s.train_set], gmm_dir, GmmPipelineConfig(stages=stages))
+    for stage, r in results.items():
+        log.info("gmm %s: %s", stage, r)
+    stage_dir = gmm_dir / s.alignment_stage
+    dev_ali = stage_dir / f"ali_{s.dev_set}"
+    newest_input = max((stage_dir / "done.json").stat().st_mtime, (stores[s.dev_set].path / "feats.scp").stat().st_mtime)
+    if not ((dev_ali / "ali.scp").is_file() and (dev_ali / "ali.scp").stat().st_mtime > newest_input):
+        align_data_dir(gmm_dir, s.alignment_stage, sets[s.dev_set], stores[s.dev_set], dev_ali)
+    else:
+        log.info("alignments of %s are up to date, reusing them", s.dev_set)
+    return stage_dir
+
+
 def run_recipe(s: RecipeSettings) -> str:
     """Run the stages up to ``s.stop_stage``; returns the last stage completed.
 
@@ -94,10 +138,15 @@ def run_recipe(s: RecipeSettings) -> str:
     sets = prepare_data_sets(s)
     if last == "data":
         return "data"
-    compute_feature_stores(s, sets)
+    if s.features_kind != "fmllr":
+        compute_feature_stores(s, sets)
     if last == "features":
         return "features"
+    if s.task == "hybrid":
+        train_aligner(s, sets)
+    if last == "align":
+        return "align"
     raise AsrError(
-        f"stage '{STAGES[STAGES.index('features') + 1]}' is not built yet; "
-        "run with stop_stage=features (or stop_stage=data)"
+        f"stage '{STAGES[STAGES.index('align') + 1]}' is not built yet; "
+        "run with stop_stage=align (or data, features)"
     )
