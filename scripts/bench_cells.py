@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -84,17 +85,18 @@ def make_inputs(shape: dict, device: torch.device) -> tuple[torch.Tensor, torch.
     return x.to(device), grad.to(device)
 
 
-def time_once(fn, device: torch.device) -> float:
+def time_once(fn, device: torch.device) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of one call; CUDA events on GPU."""
     if device.type == "cuda":
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
         fn()
         end.record()
         torch.cuda.synchronize()
-        return start.elapsed_time(end) / 1000.0
-    begin = time.perf_counter()
+        return start.elapsed_time(end) / 1000.0, float("nan")
+    begin, begin_cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - begin
+    return time.perf_counter() - begin, time.process_time() - begin_cpu
 
 
 def measure_memory(name: str, shape: dict, dropout: float, device: torch.device) -> int:
@@ -155,11 +157,15 @@ def main() -> None:
     for name in names:  # warm-up
         step(models[name], x, grad, name == "speechbrain_ligru")
     times = {n: [] for n in names}
+    cpu_times = {n: [] for n in names}
     for _ in range(args.repeats):
         for name in names:
             fn = lambda: step(models[name], x, grad, name == "speechbrain_ligru")  # noqa: E731
-            times[name].append(time_once(fn, device))
+            wall, cpu = time_once(fn, device)
+            times[name].append(wall)
+            cpu_times[name].append(cpu)
     seconds = {n: statistics.median(t) for n, t in times.items()}
+    cpu_seconds = {n: statistics.median(t) for n, t in cpu_times.items()}
     ratios = {}
     if "ligru" in seconds and "gru" in seconds:
         ratios["ligru_vs_gru"] = seconds["ligru"] / seconds["gru"]
@@ -167,12 +173,17 @@ def main() -> None:
         ratios["ligru_vs_reference"] = seconds["ligru"] / seconds["ligru_reference"]
     if "ligru" in seconds and "speechbrain_ligru" in seconds:
         ratios["ligru_vs_speechbrain"] = seconds["ligru"] / seconds["speechbrain_ligru"]
+    if device.type == "cpu" and "ligru" in cpu_seconds:
+        # CPU time of the process: less sensitive than wall time to other load on the machine.
+        for other in ("gru", "ligru_reference"):
+            if other in cpu_seconds:
+                ratios[f"ligru_vs_{other.replace('ligru_', '')}_cpu_time"] = cpu_seconds["ligru"] / cpu_seconds[other]
     memory = {} if args.no_memory else {n: memory_in_subprocess(n, args) for n in names}
     if "ligru" in memory and "gru" in memory and memory["gru"]:
         ratios["ligru_memory_vs_gru"] = memory["ligru"] / memory["gru"]
     result = {
         "seconds": seconds, "ratios": ratios, "peak_memory_bytes": memory,
-        "all_seconds": times,
+        "cpu_seconds": cpu_seconds, "all_seconds": times, "load_average": list(os.getloadavg()),
         "device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu",
         "threads": args.threads, "shape": shape, "bidirectional": True, "dropout": args.dropout,
         "repeats": args.repeats, "ligru_cpp_kernel": ligru_cpp.available() if device.type == "cpu" else False,

@@ -10,10 +10,13 @@ from asr.nn import build_rnn
 from asr.nn import ligru_cpp
 from asr.nn.cells_reference import ligru_step, run_recurrence
 from asr.nn.ligru_fused import ligru_recurrence
+from asr.nn.padding import direction_rows, lengths_to_mask, merge_directions, split_directions
+from asr.nn.sligru_fused import sligru_recurrence
+from asr.nn.mgu_fused import mgu_recurrence
 
 FUSED_CASES = [("rnn", {"nonlinearity": "tanh"}), ("rnn", {"nonlinearity": "relu"}), ("gru", {}),
                ("lstm", {}), ("ligru", {"backend": "torch"}), ("ligru", {"backend": "cpp"}),
-               ("ligru", {"backend": "torch", "batch_norm": False})]
+               ("ligru", {"backend": "torch", "batch_norm": False}), ("sligru", {}), ("mgu", {})]
 ALL_CELLS = ["rnn", "lstm", "gru", "ligru", "sligru", "mgu"]
 LENGTHS = torch.tensor([7, 5, 2])
 
@@ -53,12 +56,56 @@ def test_fused_matches_reference_outputs_and_gradients(cell, options):
 def test_ligru_recurrence_gradcheck(backend):
     require_cpp({"backend": backend})
     torch.manual_seed(1)
+    batch, steps, dirs, hidden = 3, 5, 2, 4
+    a = torch.randn(batch, steps, dirs * 2 * hidden, dtype=torch.float64, requires_grad=True)
+    u = (0.5 * torch.randn(dirs, hidden, 2 * hidden, dtype=torch.float64)).requires_grad_()
+    lengths = torch.tensor([5, 3, 1])
+    drop = (torch.rand(dirs, batch, hidden) > 0.3).double() / 0.7
+    assert torch.autograd.gradcheck(lambda a, u: ligru_recurrence(a, u, lengths, drop, backend), (a, u))
+
+
+def test_ligru_backends_agree_with_reference_loop():
+    require_cpp({"backend": "cpp"})
+    torch.manual_seed(10)
+    batch, steps, dirs, hidden = 4, 9, 2, 6
+    a = torch.randn(batch, steps, dirs * 2 * hidden, dtype=torch.float64, requires_grad=True)
+    u = (0.4 * torch.randn(dirs, hidden, 2 * hidden, dtype=torch.float64)).requires_grad_()
+    lengths = torch.tensor([9, 4, 1, 7])
+    drop = (torch.rand(dirs, batch, hidden) > 0.3).double() / 0.7
+    rows = direction_rows(lengths, batch, steps, dirs, a.device)
+    mask = lengths_to_mask(lengths, batch, steps).t()
+    step = lambda x, s: ligru_step(x, s, u, drop)  # noqa: E731
+    h0 = torch.zeros(dirs, batch, hidden, dtype=torch.float64)
+    reference = merge_directions(run_recurrence(step, split_directions(a, rows, dirs), (h0,), mask), rows)
+    grad_out = torch.randn_like(reference)
+    expected = torch.autograd.grad((reference * grad_out).sum(), (a, u))
+    for backend in ("torch", "cpp"):
+        out = ligru_recurrence(a, u, lengths, drop, backend)
+        torch.testing.assert_close(out, reference)
+        for got, want in zip(torch.autograd.grad((out * grad_out).sum(), (a, u)), expected):
+            torch.testing.assert_close(got, want)
+
+
+def test_sligru_recurrence_gradcheck():
+    torch.manual_seed(1)
+    steps, dirs, batch, hidden = 5, 2, 3, 4
+    a = torch.randn(steps, dirs, batch, 2 * hidden, dtype=torch.float64, requires_grad=True)
+    u = (0.5 * torch.randn(dirs, hidden, 2 * hidden, dtype=torch.float64)).requires_grad_()
+    weight = (1 + 0.1 * torch.randn(dirs, 2 * hidden, dtype=torch.float64)).requires_grad_()
+    bias = (0.1 * torch.randn(dirs, 2 * hidden, dtype=torch.float64)).requires_grad_()
+    mask = torch.arange(steps)[:, None] < torch.tensor([5, 3, 1])[None]
+    drop = (torch.rand(dirs, batch, hidden) > 0.3).double() / 0.7
+    assert torch.autograd.gradcheck(
+        lambda a, u, w, b: sligru_recurrence(a, u, w, b, mask, drop), (a, u, weight, bias))
+
+
+def test_mgu_recurrence_gradcheck():
+    torch.manual_seed(1)
     steps, dirs, batch, hidden = 5, 2, 3, 4
     a = torch.randn(steps, dirs, batch, 2 * hidden, dtype=torch.float64, requires_grad=True)
     u = (0.5 * torch.randn(dirs, hidden, 2 * hidden, dtype=torch.float64)).requires_grad_()
     mask = torch.arange(steps)[:, None] < torch.tensor([5, 3, 1])[None]
-    drop = (torch.rand(dirs, batch, hidden) > 0.3).double() / 0.7
-    assert torch.autograd.gradcheck(lambda a, u: ligru_recurrence(a, u, mask, drop, backend), (a, u))
+    assert torch.autograd.gradcheck(lambda a, u: mgu_recurrence(a, u, mask), (a, u))
 
 
 @pytest.mark.parametrize("backend", ["torch", "cpp"])
@@ -160,9 +207,10 @@ def test_time_major_matches_batch_first():
     torch.testing.assert_close(time_major(x.transpose(0, 1), lengths).transpose(0, 1), model(x, lengths))
 
 
-def test_autocast_keeps_fp32_recurrent_state():
+@pytest.mark.parametrize("cell", ["ligru", "sligru", "mgu"])
+def test_autocast_keeps_fp32_recurrent_state(cell):
     torch.manual_seed(9)
-    model = build_rnn("ligru", 8, 16, bidirectional=True).eval()
+    model = build_rnn(cell, 8, 16, bidirectional=True).eval()
     x = torch.randn(2, 10, 8)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         low = model(x)
@@ -177,8 +225,10 @@ def test_output_size_and_errors():
         build_rnn("transformer", 3, 4)
     with pytest.raises(AsrError, match="unknown option"):
         build_rnn("gru", 3, 4, batch_norm=True)
-    with pytest.raises(AsrError, match="no fused implementation"):
-        build_rnn("sligru", 3, 4, impl="fused")
+    with pytest.raises(AsrError, match="only the 'torch' backend"):
+        build_rnn("sligru", 3, 4, backend="cpp")
+    with pytest.raises(AsrError, match="impl must be"):
+        build_rnn("mgu", 3, 4, impl="cuda")
 
 
 def test_reference_module_copy_is_independent():

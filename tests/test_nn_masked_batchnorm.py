@@ -3,7 +3,7 @@
 import torch
 
 from asr.nn import MaskedBatchNorm1d
-from asr.nn.padding import lengths_to_mask, reverse_padded
+from asr.nn.padding import direction_rows, lengths_to_mask, merge_directions, reverse_padded, split_directions
 
 
 def test_statistics_equal_those_of_valid_frames():
@@ -44,3 +44,15 @@ def test_reverse_padded_reverses_within_length_and_is_an_involution():
     out = reverse_padded(x, lengths)
     assert out[:, :, 0].tolist() == [[3, 2, 1, 0], [5, 4, 6, 7]]
     torch.testing.assert_close(reverse_padded(out, lengths), x)
+
+
+def test_split_and_merge_directions_round_trip_with_gradients():
+    torch.manual_seed(2)
+    lengths = torch.tensor([3, 1])
+    x = torch.randn(2, 3, 2 * 4, dtype=torch.float64, requires_grad=True)
+    rows = direction_rows(lengths, 2, 3, 2, x.device)
+    split = split_directions(x, rows, 2)  # [T, D, B, 4]
+    torch.testing.assert_close(split[:, 0].transpose(0, 1), x[..., :4])
+    torch.testing.assert_close(split[:, 1].transpose(0, 1), reverse_padded(x[..., 4:], lengths))
+    torch.testing.assert_close(merge_directions(split, rows), x)
+    assert torch.autograd.gradcheck(lambda x: merge_directions(split_directions(x, rows, 2) ** 2, rows), (x,))

@@ -8,30 +8,36 @@ then batch norm); this module runs only the recurrence
 
 as a custom autograd function with a hand-written backward: one matmul
 (``dg @ U^T``) plus elementwise work per frame, and the gradient of U
-accumulated with one large matmul at the end. Both directions (separate
-weights) run in the same step through batched matmuls.
+reduced over all frames at the end (one batched matmul in ``torch``; one
+matmul per sequence and direction, all its frames at once, in ``cpp``).
+Both directions (separate weights) run in the same step through batched
+matmuls.
 
 Two backends compute the same thing: ``cpp`` (a small C++ extension, built on
-first use, CPU) and ``torch`` (ATen ops from Python, any device). Padded
-frames reset the state to zero; padding must follow the valid frames.
+first use, CPU; it reads and writes the layer's batch-first layout directly)
+and ``torch`` (ATen ops from Python, any device; ``LiGRURecurrenceTorch``
+works time-major, ``[T, D, B, *]``, after reordering). Padded frames output
+zero and reset the state; padding must follow the valid frames.
 """
 
 from __future__ import annotations
-
-import logging
 
 import torch
 
 from asr.errors import AsrError
 from asr.nn import ligru_cpp
-
-log = logging.getLogger(__name__)
+from asr.nn.padding import direction_rows, lengths_to_mask, merge_directions, split_directions
 
 BACKENDS = ("auto", "cpp", "torch")
 
 
 class LiGRURecurrenceTorch(torch.autograd.Function):
-    """Fused recurrence written with ATen ops (works on any device)."""
+    """Fused recurrence written with ATen ops (any device), time-major.
+
+    Takes ``a`` [T, D, B, 2H] (direction 1 already reversed per sequence),
+    ``u`` [D, H, 2H], ``mask`` [T, B] bool and ``drop`` [D, B, H] or None;
+    returns [T, D, B, H].
+    """
 
     @staticmethod
     def forward(ctx, a, u, mask, drop):  # noqa: D102 - documented in ligru_recurrence
@@ -82,34 +88,40 @@ class LiGRURecurrenceTorch(torch.autograd.Function):
         return grad_a, grad_u, None, None
 
 
-def ligru_recurrence(a: torch.Tensor, u: torch.Tensor, mask: torch.Tensor,
+def ligru_recurrence(a: torch.Tensor, u: torch.Tensor, lengths: torch.Tensor | None,
                      drop: torch.Tensor | None = None, backend: str = "auto") -> torch.Tensor:
-    """Run the Light GRU recurrence with the fused forward and backward.
+    """Run the Light GRU recurrence of one layer with the fused forward and backward.
 
     Args:
-        a: [T, D, B, 2H] input projections (update gate in ``[..., :H]``,
-            candidate in ``[..., H:]``), contiguous.
+        a: [B, T, D * 2H] input projections, direction-major (direction d's
+            update gate at ``[..., 2Hd : 2Hd + H]``, its candidate after it).
         u: [D, H, 2H] recurrent weights, applied as ``h @ u``.
-        mask: [T, B] bool, True at valid frames (padding after valid frames).
+        lengths: [B] valid frames per sequence (padding after them), or None.
         drop: [D, B, H] recurrent-dropout mask on the candidate (already
             scaled by 1/(1-p)), constant over time; None for no dropout.
         backend: "cpp" (C++ extension, CPU only), "torch" (ATen ops), or
-            "auto" (cpp on CPU when it builds, else torch with a warning).
+            "auto" (cpp on CPU when it builds, else torch; a failed build logs a warning).
 
     Returns:
-        [T, D, B, H] hidden states, zero at padded frames.
+        [B, T, D * H]: each direction's hidden states (direction 1 runs
+        backward from each sequence's last frame), zero at padded frames.
     """
     if backend not in BACKENDS:
         raise AsrError(f"ligru backend must be one of {BACKENDS}, got {backend!r}")
-    a = a.contiguous()
-    u = u.contiguous()
+    batch, max_len, _ = a.shape
+    num_dirs = u.shape[0]
     if drop is not None:
         drop = drop.to(a.dtype).contiguous()
-    mask = mask.contiguous()
     if backend == "auto":
         backend = "cpp" if a.device.type == "cpu" and ligru_cpp.available() else "torch"
     if backend == "cpp":
         if a.device.type != "cpu":
             raise AsrError("ligru backend 'cpp' runs on CPU only; use backend='torch' on GPU")
-        return ligru_cpp.LiGRURecurrenceCpp.apply(a, u, mask, drop)
-    return LiGRURecurrenceTorch.apply(a, u, mask, drop)
+        if lengths is None:
+            lengths = torch.full((batch,), max_len, dtype=torch.long)
+        lengths = lengths.to(device="cpu", dtype=torch.long).contiguous()
+        return ligru_cpp.LiGRURecurrenceCpp.apply(a.contiguous(), u.contiguous(), lengths, drop)
+    rows = direction_rows(lengths, batch, max_len, num_dirs, a.device)
+    a = split_directions(a, rows, num_dirs)  # [T, D, B, 2H]
+    mask = lengths_to_mask(lengths, batch, max_len, a.device).t().contiguous()  # [T, B]
+    return merge_directions(LiGRURecurrenceTorch.apply(a, u.contiguous(), mask, drop), rows)

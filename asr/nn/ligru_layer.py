@@ -13,7 +13,8 @@ from asr.nn.cells_reference import ligru_step, run_recurrence
 from asr.nn.init import init_input_blocks, init_recurrent_blocks
 from asr.nn.ligru_fused import BACKENDS, ligru_recurrence
 from asr.nn.masked_batchnorm import MaskedBatchNorm1d
-from asr.nn.padding import lengths_to_mask, merge_directions, split_directions
+from asr.nn.padding import direction_rows, lengths_to_mask, merge_directions, split_directions
+from asr.nn.sligru_fused import sligru_recurrence
 
 
 class LiGRULayer(nn.Module):
@@ -33,9 +34,9 @@ class LiGRULayer(nn.Module):
         batch_norm: batch-normalise the input projections (else add a bias).
         recurrent_dropout: probability of dropping a candidate unit (whole sequence).
         layer_norm: SLi-GRU's layer norm on the recurrent term.
-        impl: "fused" (custom autograd, LiGRU only), "reference" (step loop), or
-            "auto" (fused when available).
-        backend: fused backend, "auto", "cpp" or "torch" (see ``ligru_recurrence``).
+        impl: "fused" (custom autograd), "reference" (step loop), or "auto" (fused).
+        backend: LiGRU's fused backend, "auto", "cpp" or "torch" (see
+            ``ligru_recurrence``); SLi-GRU's fused recurrence is ATen-ops only.
     """
 
     def __init__(self, input_size: int, hidden_size: int, bidirectional: bool = False,
@@ -44,8 +45,8 @@ class LiGRULayer(nn.Module):
         super().__init__()
         if impl not in ("auto", "fused", "reference"):
             raise AsrError(f"impl must be 'auto', 'fused' or 'reference', got {impl!r}")
-        if impl == "fused" and layer_norm:
-            raise AsrError("sligru has no fused implementation yet; use impl='reference' or 'auto'")
+        if layer_norm and backend == "cpp":
+            raise AsrError("sligru's fused recurrence has only the 'torch' backend")
         if backend not in BACKENDS:
             raise AsrError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if not 0.0 <= recurrent_dropout < 1.0:
@@ -53,7 +54,7 @@ class LiGRULayer(nn.Module):
         self.hidden_size = hidden_size
         self.num_dirs = 2 if bidirectional else 1
         self.recurrent_dropout = recurrent_dropout
-        self.impl = "reference" if layer_norm or impl == "reference" else "fused"
+        self.impl = "reference" if impl == "reference" else "fused"
         self.backend = backend
         gates = self.num_dirs * 2 * hidden_size
         self.w = nn.Parameter(torch.empty(gates, input_size))
@@ -105,17 +106,21 @@ class LiGRULayer(nn.Module):
     def run_recurrence(self, a: torch.Tensor, lengths: torch.Tensor | None,
                        mask: torch.Tensor) -> torch.Tensor:
         """Recurrence over projections ``a`` [B, T, D * 2H] -> [B, T, H * D]."""
-        a = split_directions(a, lengths, self.num_dirs)  # [T, D, B, 2H]
+        batch, max_len, _ = a.shape
         u = self.u.to(a.dtype)
-        drop = self.sample_drop_mask(a.shape[2], a)
+        drop = self.sample_drop_mask(batch, a)
+        layer_norm = None
+        if self.ln_weight is not None:
+            layer_norm = (self.ln_weight.to(a.dtype), self.ln_bias.to(a.dtype))
+        if self.impl == "fused" and layer_norm is None:
+            return ligru_recurrence(a, u, lengths, drop, self.backend)
+        rows = direction_rows(lengths, batch, max_len, self.num_dirs, a.device)
+        a = split_directions(a, rows, self.num_dirs)  # [T, D, B, 2H]
         mask_tb = mask.t()
         if self.impl == "fused":
-            h = ligru_recurrence(a, u, mask_tb, drop, self.backend)
+            h = sligru_recurrence(a, u, *layer_norm, mask_tb, drop)
         else:
-            layer_norm = None
-            if self.ln_weight is not None:
-                layer_norm = (self.ln_weight.to(a.dtype), self.ln_bias.to(a.dtype))
             step = functools.partial(ligru_step, u=u, drop=drop, layer_norm=layer_norm)
-            h0 = a.new_zeros(self.num_dirs, a.shape[2], self.hidden_size)
+            h0 = a.new_zeros(self.num_dirs, batch, self.hidden_size)
             h = run_recurrence(step, a, (h0,), mask_tb)
-        return merge_directions(h, lengths)
+        return merge_directions(h, rows)

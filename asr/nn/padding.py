@@ -48,36 +48,79 @@ def reverse_padded(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tenso
     return x.gather(1, index)
 
 
-def split_directions(a: torch.Tensor, lengths: torch.Tensor | None, num_dirs: int) -> torch.Tensor:
+def direction_rows(lengths: torch.Tensor | None, batch: int, max_len: int, num_dirs: int,
+                   device: torch.device) -> torch.Tensor:
+    """Row map from the batch-first to the time-major per-direction layout.
+
+    Args:
+        lengths: [B] valid frames, or None (all valid).
+        batch: B.
+        max_len: T.
+        num_dirs: D, 1 or 2.
+        device: device of the result.
+
+    Returns:
+        [T * D * B] long: row ``(t, d, b)`` of the time-major layout takes row
+        ``(b, t', d)`` of the batch-first one, where ``t' = t`` for the forward
+        direction and ``t`` reversed within the sequence's length for the
+        backward one. A permutation.
+    """
+    steps = torch.arange(max_len, device=device)[:, None, None]  # [T, 1, 1]
+    dirs = torch.arange(num_dirs, device=device)[None, :, None]  # [1, D, 1]
+    seqs = torch.arange(batch, device=device)[None, None, :]  # [1, 1, B]
+    if lengths is None:
+        reversed_steps = (max_len - 1 - steps).expand(max_len, 1, batch)
+    else:
+        length = lengths.to(device)[None, None, :]
+        reversed_steps = torch.where(steps < length, length - 1 - steps, steps)
+    source_steps = torch.where(dirs == 1, reversed_steps, steps)  # [T, D, B]
+    return ((seqs * max_len + source_steps) * num_dirs + dirs).flatten()
+
+
+class GatherRows(torch.autograd.Function):
+    """``x.index_select(0, index)`` for a permutation ``index``; backward uses its inverse."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        ctx.save_for_backward(index)
+        return x.index_select(0, index)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # noqa: D102
+        (index,) = ctx.saved_tensors
+        inverse = torch.empty_like(index)
+        inverse[index] = torch.arange(index.numel(), device=index.device)
+        return grad.contiguous().index_select(0, inverse), None
+
+
+def split_directions(a: torch.Tensor, rows: torch.Tensor, num_dirs: int) -> torch.Tensor:
     """Lay out per-direction input projections time-major, backward one reversed.
 
     Args:
         a: [B, T, D * G] projections of both directions, forward first.
-        lengths: [B] valid frames, or None.
+        rows: ``direction_rows(lengths, B, T, D)``.
         num_dirs: D, 1 or 2.
 
     Returns:
         [T, D, B, G] contiguous; direction 1 is reversed within each sequence's length.
     """
-    batch, max_len, _ = a.shape
-    a = a.view(batch, max_len, num_dirs, -1)
-    if num_dirs == 2:
-        a = torch.stack([a[:, :, 0], reverse_padded(a[:, :, 1], lengths)], dim=2)
-    return a.permute(1, 2, 0, 3).contiguous()
+    batch, max_len, width = a.shape
+    flat = a.reshape(batch * max_len * num_dirs, width // num_dirs)
+    return GatherRows.apply(flat, rows).view(max_len, num_dirs, batch, width // num_dirs)
 
 
-def merge_directions(h: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+def merge_directions(h: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """Inverse of ``split_directions`` for outputs.
 
     Args:
         h: [T, D, B, H] outputs, direction 1 in reversed time.
-        lengths: [B] valid frames, or None.
+        rows: the ``direction_rows`` used to split the inputs.
 
     Returns:
         [B, T, D * H], forward direction's features first.
     """
     num_steps, num_dirs, batch, hidden = h.shape
-    h = h.permute(2, 0, 1, 3)  # [B, T, D, H]
-    if num_dirs == 2:
-        h = torch.stack([h[:, :, 0], reverse_padded(h[:, :, 1], lengths)], dim=2)
-    return h.reshape(batch, num_steps, num_dirs * hidden)
+    inverse = torch.empty_like(rows)
+    inverse[rows] = torch.arange(rows.numel(), device=rows.device)
+    flat = GatherRows.apply(h.reshape(-1, hidden), inverse)
+    return flat.view(batch, num_steps, num_dirs * hidden)

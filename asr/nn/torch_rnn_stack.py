@@ -11,7 +11,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from asr.errors import AsrError
 from asr.nn.cells_reference import gru_step, lstm_step, rnn_step, run_recurrence
-from asr.nn.padding import lengths_to_mask, merge_directions, split_directions
+from asr.nn.padding import direction_rows, lengths_to_mask, merge_directions, split_directions
 
 TORCH_CELLS = ("rnn", "gru", "lstm")
 
@@ -95,7 +95,8 @@ class TorchRecurrentStack(nn.Module):
             w_ih, b_ih, w_hh, b_hh = self.layer_weights(layer)
             num_dirs = w_ih.shape[0]
             a = F.linear(x, w_ih.flatten(0, 1), b_ih.flatten())  # [B, T, D * G]
-            a = split_directions(a, lengths, num_dirs)  # [T, D, B, G]
+            rows = direction_rows(lengths, batch, max_len, num_dirs, x.device)
+            a = split_directions(a, rows, num_dirs)  # [T, D, B, G]
             h0 = a.new_zeros(num_dirs, batch, hidden)
             if self.cell == "rnn":
                 step = functools.partial(rnn_step, w_hh=w_hh, b_hh=b_hh, nonlinearity=self.nonlinearity)
@@ -104,5 +105,5 @@ class TorchRecurrentStack(nn.Module):
                 step, state = functools.partial(gru_step, w_hh=w_hh, b_hh=b_hh), (h0,)
             else:
                 step, state = functools.partial(lstm_step, w_hh=w_hh, b_hh=b_hh), (h0, h0)
-            x = merge_directions(run_recurrence(step, a, state, mask_tb), lengths)
+            x = merge_directions(run_recurrence(step, a, state, mask_tb), rows)
         return x

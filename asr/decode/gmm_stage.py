@@ -1,0 +1,180 @@
+"""Decode a test set with one trained GMM-HMM stage of :mod:`asr.hmm.pipeline`.
+
+Features are transformed as the stage was trained: deltas (mono, tri1), spliced
+LDA+MLLT (tri2). tri3 (SAT) decodes in two passes like Kaldi's ``decode_fmllr.sh``:
+a first pass on the speaker-independent LDA+MLLT frames gives a pdf alignment, from
+which one fMLLR transform per test speaker is estimated; the adapted frames are decoded
+again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import torch
+
+from asr.decode.gmm_decode import DecodeOptions, decode_gmm, decode_loglikes
+from asr.decode.gmm_model import gmm_log_likelihoods
+from asr.errors import AsrError
+from asr.features.deltas import add_deltas
+from asr.features.splice import splice_frames
+from asr.hmm.fmllr import FmllrStats, accumulate_fmllr, apply_fmllr, estimate_fmllr
+from asr.hmm.model import GmmHmm
+
+log = logging.getLogger(__name__)
+
+
+def stage_features(stage: str, stage_dir: str | os.PathLike, static: Mapping[str, np.ndarray],
+                   splice_context: int = 3) -> dict[str, np.ndarray]:
+    """Speaker-independent features of a stage.
+
+    Args:
+        stage: ``mono``, ``tri1``, ``tri2`` or ``tri3``.
+        stage_dir: the stage's output dir (``final.mat`` for tri2/tri3).
+        static: utt -> [T, 13] CMVN-normalised static features (as given to training).
+        splice_context: frames each side spliced before LDA (the pipeline's ``splice_context``).
+
+    Returns:
+        utt -> [T, D] float32: [T, 39] with deltas, or [T, 40] LDA+MLLT frames.
+    """
+    if stage in ("mono", "tri1"):
+        return {u: add_deltas(np.asarray(x, dtype=np.float32)) for u, x in static.items()}
+    if stage not in ("tri2", "tri3"):
+        raise AsrError(f"unknown GMM stage {stage!r}")
+    mat_path = Path(stage_dir) / "final.mat"
+    if not mat_path.is_file():
+        raise AsrError(f"{mat_path}: missing LDA+MLLT transform of stage {stage}")
+    m = np.asarray(kaldiio.load_mat(str(mat_path)), dtype=np.float64)  # [D_out, F + 1]
+    out = {}
+    for u, x in static.items():
+        spliced = splice_frames(np.asarray(x, dtype=np.float32), splice_context, splice_context)
+        out[u] = (spliced @ m[:, :-1].T + m[:, -1]).astype(np.float32)
+    return out
+
+
+def adapt_fmllr(model: GmmHmm, feats: Mapping[str, np.ndarray], utt2spk: Mapping[str, str], graph,
+                opts: DecodeOptions, num_passes: int = 2, num_iters: int = 10, min_count: float = 100.0
+                ) -> dict[str, np.ndarray]:
+    """Per-speaker fMLLR estimated from decoding passes; returns the adapted frames.
+
+    Pass 1 decodes the speaker-independent frames; each further pass decodes the frames
+    adapted so far and re-estimates the transform (on the speaker-independent frames)
+    from its better alignment, as Kaldi's ``decode_fmllr.sh`` refines its first estimate.
+
+    Args:
+        model: the SAT model.
+        feats: utt -> [T, D] speaker-independent frames.
+        utt2spk: utt -> speaker (an utterance without one is its own speaker).
+        graph: decoding graph of ``model``.
+        opts: search options of the alignment passes.
+        num_passes: decoding passes that feed an estimate (at least 1).
+        num_iters, min_count: :func:`asr.hmm.fmllr.estimate_fmllr` sweeps; speakers with
+            fewer aligned frames keep the identity (counted in a warning).
+
+    Returns:
+        utt -> [T, D] float32 adapted frames.
+    """
+    by_spk: dict[str, list[str]] = {}
+    for u in sorted(feats):
+        by_spk.setdefault(utt2spk.get(u, u), []).append(u)
+    current = {u: np.asarray(x, dtype=np.float32) for u, x in feats.items()}
+    for _ in range(max(1, num_passes)):
+        kept = 0
+        adapted: dict[str, np.ndarray] = {}
+        for spk, utts in by_spk.items():
+            stats = FmllrStats.zeros(model.gmm.dim)
+            for u in utts:
+                path = decode_loglikes(gmm_log_likelihoods(model, current[u]), graph, opts)
+                if path is not None and len(path.pdfs) == len(feats[u]):
+                    accumulate_fmllr(model.gmm, torch.from_numpy(np.asarray(feats[u], dtype=np.float32)),
+                                     torch.from_numpy(path.pdfs), stats)
+            if stats.beta < min_count:
+                kept += 1
+                w = torch.eye(model.gmm.dim, model.gmm.dim + 1, dtype=torch.float64)
+            else:
+                w, _ = estimate_fmllr(stats, num_iters=num_iters)
+            for u in utts:
+                adapted[u] = apply_fmllr(w, torch.from_numpy(np.asarray(feats[u], dtype=np.float32))).numpy()
+        current = adapted
+    if kept:
+        log.warning("fMLLR: %d of %d test speaker(s) had fewer than %.0f aligned frames; not adapted",
+                    kept, len(by_spk), min_count)
+    return current
+
+
+def prepare_features(stage: str, stage_dir: str | os.PathLike, static: Mapping[str, np.ndarray],
+                     utt2spk: Mapping[str, str], graph, model: GmmHmm,
+                     adapt_opts: DecodeOptions | None = None) -> dict[str, np.ndarray]:
+    """The frames a stage's model decodes: :func:`stage_features`, then fMLLR for tri3.
+
+    Args:
+        adapt_opts: search options of tri3's adaptation passes (default
+            :class:`DecodeOptions`: a fixed acoustic scale, as Kaldi's first pass uses).
+    """
+    feats = stage_features(stage, stage_dir, static)
+    if stage == "tri3":
+        feats = adapt_fmllr(model, feats, utt2spk, graph, adapt_opts or DecodeOptions())
+    return feats
+
+
+def decode_stage(stage: str, stage_dir: str | os.PathLike, static: Mapping[str, np.ndarray],
+                 utt2spk: Mapping[str, str], graph, opts: DecodeOptions,
+                 model: GmmHmm | None = None, adapt_opts: DecodeOptions | None = None) -> dict[str, list[str]]:
+    """Recognised phones of every utterance with a pipeline stage's model.
+
+    Args:
+        stage, stage_dir: the stage and its dir (``final.mdl``, ``final.mat``).
+        static: utt -> [T, 13] CMVN-normalised static features.
+        utt2spk: utt -> speaker (used by tri3's adaptation).
+        graph: decoding graph of the stage's model (:func:`asr.graph.hclg.build_graph`).
+        opts: search options of the final pass.
+        model: the loaded model (default: read ``stage_dir/final.mdl``).
+        adapt_opts: search options of tri3's adaptation passes (see :func:`prepare_features`).
+
+    Returns:
+        utt -> phones (48-set), as :func:`asr.decode.gmm_decode.decode_gmm`.
+    """
+    model = model or GmmHmm.load(Path(stage_dir) / "final.mdl")
+    feats = prepare_features(stage, stage_dir, static, utt2spk, graph, model, adapt_opts)
+    return decode_gmm(model, feats, graph, model.tm.phones, opts)
+
+
+def tune_acoustic_scale(stage: str, stage_dir: str | os.PathLike, static: Mapping[str, np.ndarray],
+                        utt2spk: Mapping[str, str], refs: Mapping[str, list[str]], graph,
+                        scales: tuple[float, ...], opts: DecodeOptions | None = None,
+                        model: GmmHmm | None = None, adapt_opts: DecodeOptions | None = None
+                        ) -> tuple[float, dict[float, float]]:
+    """Pick the acoustic scale with the lowest PER on a tuning (dev) set.
+
+    Args:
+        stage, stage_dir, static, utt2spk, graph, model, adapt_opts: as :func:`decode_stage`
+            (tri3's adaptation is done once, with ``adapt_opts``).
+        refs: utt -> reference phones (48- or 39-set) of the tuning set.
+        scales: candidate acoustic scales.
+        opts: other search options (``acoustic_scale`` is replaced).
+
+    Returns:
+        (best scale, scale -> PER in percent). Ties go to the first scale listed.
+    """
+    from dataclasses import replace
+
+    from asr.decode.scoring import fold_to_39, score
+
+    if not scales:
+        raise AsrError("acoustic-scale tuning: no candidate scales")
+    opts = opts or DecodeOptions()
+    model = model or GmmHmm.load(Path(stage_dir) / "final.mdl")
+    feats = prepare_features(stage, stage_dir, static, utt2spk, graph, model, adapt_opts)
+    refs39 = fold_to_39(refs)
+    per = {}
+    for s in scales:
+        hyps = decode_gmm(model, feats, graph, model.tm.phones, replace(opts, acoustic_scale=s))
+        per[s] = score(refs39, fold_to_39(hyps)).counts.rate()
+        log.info("%s: acoustic scale %.3f: PER %.2f%% on the tuning set", stage, s, per[s])
+    best = min(scales, key=lambda s: per[s])
+    return best, per

@@ -1,0 +1,1 @@
+"""Decoding graphs with kaldifst/kaldilm: phone bigram LM (G) and the HCLG for GMM/hybrid decoding."""
