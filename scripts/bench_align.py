@@ -2,7 +2,8 @@
 
 Synthesises (or reuses) a mini-TIMIT corpus, prepares data dirs, extracts 13 MFCCs
 with per-speaker mean normalisation, trains mono -> tri1 -> tri2 -> tri3 and scores each
-stage's training-set phone alignment against the synthesiser's ``.PHN`` boundaries.
+stage's training-set phone alignment against the synthesiser's ``.PHN`` boundaries, then
+decodes dev and test with each stage (phone bigram, acoustic scale tuned on dev) for PER.
 Prints one JSON object on its last line.
 
     python scripts/bench_align.py --size small --work /tmp/bench_align --threads 2
@@ -21,6 +22,7 @@ from pathlib import Path
 import torch
 
 from asr.data.mini_timit import synthesize_mini_timit
+from asr.decode.gmm_recipe import decode_gmm_stages
 from asr.data.timit import prepare_timit, read_phn_scp
 from asr.features.config import FeatureConfig
 from asr.features.store import compute_feature_store
@@ -58,8 +60,10 @@ def main() -> None:
     synthesize_mini_timit(work / "corpus", size=args.size, seed=args.seed, num_workers=args.threads)
     prepare_timit(work / "corpus", work / "data")
     feat_cfg = FeatureConfig(kind="mfcc", dither=0.0, cmvn="speaker_mean", deltas=0)
-    store = compute_feature_store(work / "data" / "train", work / "features" / "train", feat_cfg,
-                                  num_workers=args.threads, progress=False)
+    stores = {name: compute_feature_store(work / "data" / name, work / "features" / name, feat_cfg,
+                                          num_workers=args.threads, progress=False)
+              for name in ("train", "dev", "test")}
+    store = stores["train"]
     prep_seconds = time.perf_counter() - t0
 
     mono_opts = GmmTrainOptions(total_gauss=args.mono_gauss, update=GmmUpdateOptions(min_gaussian_occupancy=3))
@@ -84,10 +88,21 @@ def main() -> None:
     res = align_set(mono, data)
     align_seconds = time.perf_counter() - t
 
+    # GMM decoding with a phone bigram; acoustic scale tuned on dev, PER on 39 phones.
+    t = time.perf_counter()
+    decoded = decode_gmm_stages(exp, stages, work / "data" / "train",
+                                {name: (work / "data" / name, stores[name]) for name in ("dev", "test")},
+                                exp / "decode")
+    decode_seconds = time.perf_counter() - t
+    per = {s: decoded[s]["test"]["per"] for s in stages}
+
     print(json.dumps({
         "frame_accuracy": accuracy,
         "stage_seconds": {s: round(results[s]["seconds"], 2) for s in stages},
-        "per": {},  # GMM decoding is not implemented yet
+        "per": per,
+        "dev_per": {s: decoded[s]["dev"]["per"] for s in stages},
+        "acoustic_scale": {s: decoded[s]["test"]["acoustic_scale"] for s in stages},
+        "decode_seconds": round(decode_seconds, 2),
         "viterbi_frames_per_second": round(res.num_frames / align_seconds, 1),
         "total_pipeline_seconds": round(sum(results[s]["seconds"] for s in stages), 2),
         "prepare_seconds": round(prep_seconds, 2),
