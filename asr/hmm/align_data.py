@@ -17,7 +17,7 @@ import torch
 from asr.data.kaldi_dir import read_data_dir
 from asr.errors import AsrError
 from asr.features.deltas import add_deltas
-from asr.hmm.alignment_io import write_alignments
+from asr.hmm.alignment_io import write_alignments, write_fmllr
 from asr.hmm.lda_mllt_training import transform_set
 from asr.hmm.model import GmmHmm
 from asr.hmm.sat_training import update_speaker_fmllr
@@ -71,13 +71,7 @@ def align_data_dir(gmm_dir: str | os.PathLike, stage: str, data_dir: str | os.Pa
                 transforms, data, gain = update_speaker_fmllr(model, data, result.positions, transforms)
                 log.info("%s: fMLLR pass, auxiliary gain %.4f per frame", data_dir, gain)
                 result = align_set(model, data)
-            out.mkdir(parents=True, exist_ok=True)
-            with kaldiio.WriteHelper(f"ark,scp:{out / 'trans.ark'},{out / 'trans.scp'}") as w:
-                for spk in sorted(transforms):
-                    w(spk, transforms[spk].numpy())
-            with kaldiio.WriteHelper(f"ark,scp:{out / 'fmllr_feats.ark'},{out / 'fmllr_feats.scp'}") as w:
-                for i, u in enumerate(data.utts):
-                    w(u, data.utt_feats(i).numpy())
+            write_fmllr(out, transforms, data)
     write_alignments(model, data, result.positions, out)
     log.info("%s aligned with %s: %d frames, avg log-likelihood %.4f, %d unaligned", data_dir, stage,
              result.num_frames, result.log_like / max(1, result.num_frames), len(result.failed))

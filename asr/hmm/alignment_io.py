@@ -10,10 +10,12 @@ from ``phones.txt`` where ``<eps>`` is 0 and the model's phones are 1..N.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import kaldiio
 import numpy as np
+import torch
 
 from asr.errors import AsrError
 from asr.hmm.model import GmmHmm
@@ -76,3 +78,16 @@ def read_frame_phones(stage_dir: str | os.PathLike) -> dict[str, list[str]]:
         sym, _, idx = line.partition(" ")
         table[int(idx)] = sym
     return {u: [table[int(i)] for i in ids] for u, ids in read_int_table(stage_dir / "phone_ali.scp").items()}
+
+
+def write_fmllr(out_dir: str | os.PathLike, transforms: Mapping[str, torch.Tensor], adapted: TrainingSet) -> None:
+    """Write per-speaker fMLLR transforms (``trans.{ark,scp}``, [D, D+1] each) and the adapted
+    features (``fmllr_feats.{ark,scp}``, [T, D] per utterance) into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with kaldiio.WriteHelper(f"ark,scp:{out / 'trans.ark'},{out / 'trans.scp'}") as w:
+        for spk in sorted(transforms):
+            w(spk, transforms[spk].numpy())
+    with kaldiio.WriteHelper(f"ark,scp:{out / 'fmllr_feats.ark'},{out / 'fmllr_feats.scp'}") as w:
+        for i, u in enumerate(adapted.utts):
+            w(u, adapted.utt_feats(i).numpy())

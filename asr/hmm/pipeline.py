@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ from asr.data.kaldi_dir import read_data_dir
 from asr.data.phones import SILENCE_48, TIMIT48
 from asr.errors import AsrError
 from asr.features.deltas import add_deltas
-from asr.hmm.alignment_io import write_alignments
+from asr.hmm.alignment_io import write_alignments, write_fmllr
 from asr.hmm.gmm_update import GmmUpdateOptions
 from asr.hmm.lda_mllt_training import train_lda_mllt, transform_set
 from asr.hmm.model import GmmHmm
@@ -213,7 +212,7 @@ def train_gmm_pipeline(train_dir: str | os.PathLike, feats: Any, out_dir: str | 
         if stage in ("tri2", "tri3"):
             kaldiio.save_mat(str(stage_dir / "final.mat"), transform.numpy())
         if speaker_transforms is not None:
-            _write_fmllr(stage_dir, speaker_transforms, apply_speaker_transforms(si, speaker_transforms))
+            write_fmllr(stage_dir, speaker_transforms, apply_speaker_transforms(si, speaker_transforms))
         positions = result.positions
         secs = time.perf_counter() - t0
         results[stage] = {"seconds": secs, "num_pdfs": model.pdf_map.num_pdfs, "num_gauss": model.gmm.num_gauss,
@@ -225,12 +224,3 @@ def train_gmm_pipeline(train_dir: str | os.PathLike, feats: Any, out_dir: str | 
                  results[stage]["log_like_per_frame"], results[stage]["failed"])
         prev_fp = fp
     return results
-
-
-def _write_fmllr(stage_dir: Path, transforms: Mapping[str, torch.Tensor], adapted: TrainingSet) -> None:
-    with kaldiio.WriteHelper(f"ark,scp:{stage_dir / 'trans.ark'},{stage_dir / 'trans.scp'}") as w:
-        for spk in sorted(transforms):
-            w(spk, transforms[spk].numpy())
-    with kaldiio.WriteHelper(f"ark,scp:{stage_dir / 'fmllr_feats.ark'},{stage_dir / 'fmllr_feats.scp'}") as w:
-        for i, u in enumerate(adapted.utts):
-            w(u, adapted.utt_feats(i).numpy())
