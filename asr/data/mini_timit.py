@@ -78,8 +78,10 @@ class SizeSpec:
 
 
 SIZES = {
-    # tiny: for tests, two dev and two test speakers (one M, one F) from the real lists.
-    "tiny": SizeSpec(num_train=4, num_dev=2, num_test=2, sentences_per_speaker=3),
+    # tiny: for tests, two dev and two test speakers (one M, one F) from the real lists. Ten
+    # training speakers (about 2.5 minutes) is about the least a flat-start monophone aligner
+    # learns from: 4 x 3 sentences left most phones with one or two examples.
+    "tiny": SizeSpec(num_train=10, num_dev=2, num_test=2, sentences_per_speaker=6),
     # small: the demo, about one hour of training speech.
     "small": SizeSpec(num_train=180, num_dev=10, num_test=24, sentences_per_speaker=8),
     # full: TIMIT-sized (462 train speakers, 50 dev, 24 core test, 8 sentences each).
