@@ -143,8 +143,14 @@ class DiagGmmSet:
         Returns:
             [T, P] float32 log p(x_t | pdf).
         """
-        ll = self.gauss_log_likelihoods(x)
-        return torch.logsumexp(ll[:, self.gauss_index], dim=2)
+        x = x.to(torch.float32)
+        ll = torch.addmm(self._gconst, x, self._lin).addmm_(x * x, self._quad)  # [T, G]
+        # Log-sum-exp per pdf by scatter over the G columns: O(T * G), where gathering a
+        # padded [T, P, K] block costs O(T * P * max K).
+        index = self.pdf_of_gauss.expand(ll.shape[0], -1)
+        m = ll.new_full((ll.shape[0], self.num_pdfs), -math.inf).scatter_reduce_(1, index, ll, "amax")
+        p = ll.sub_(m.gather(1, index)).clamp_min_(EXP_FLOOR).exp_()
+        return ll.new_zeros(m.shape).scatter_add_(1, index, p).log_().add_(m)
 
     def pdf_log_likelihoods(self, x: torch.Tensor, pdfs: torch.Tensor) -> torch.Tensor:
         """Log-likelihood of each frame under a few pdfs (cheaper than all of them).
