@@ -32,14 +32,26 @@ def settings_from_config(cfg: DictConfig) -> "RecipeSettings":
         train_set=cfg.data.train_set,
         dev_set=cfg.data.dev_set,
         test_sets=list(cfg.data.test_sets),
-        features=FeatureConfig() if kind == "fmllr" else FeatureConfig.from_dict({**feats, "seed": cfg.seed}),
+        features=fmllr_transforms(feats) if kind == "fmllr" else FeatureConfig.from_dict({**feats, "seed": cfg.seed}),
         features_kind=kind,
         task=cfg.task.name,
         alignment_stage=cfg.task.get("alignment_stage", "tri3"),
+        gmm_decode=bool(cfg.task.get("gmm_decode", False)),
         seed=int(cfg.seed),
         num_workers=int(cfg.num_workers),
         stop_stage=cfg.stop_stage,
     )
+
+
+def fmllr_transforms(feats: dict) -> "FeatureConfig":
+    """``features=fmllr``: the CMVN/delta/splice options applied on top of the fMLLR frames."""
+    from asr.features.config import TRANSFORM_FIELDS, FeatureConfig
+
+    if feats.get("gmm_stage", "tri3") != "tri3":
+        from asr.errors import AsrError
+
+        raise AsrError(f"features.gmm_stage: fMLLR features come from tri3, not '{feats['gmm_stage']}'")
+    return FeatureConfig(**{k: feats[k] for k in TRANSFORM_FIELDS if k in feats})
 
 
 @hydra.main(version_base=None, config_path=CONFIG_DIR, config_name="train")

@@ -26,9 +26,9 @@ import numpy as np
 from asr.data.kaldi_dir import read_data_dir
 from asr.decode.gmm_decode import DecodeOptions
 from asr.decode.gmm_model import hmm_view
-from asr.decode.gmm_stage import decode_stage, tune_acoustic_scale
+from asr.decode.gmm_stage import decode_stage, prepare_features, tune_on_features
 from asr.graph.hclg import GraphOptions, build_graph, write_graph
-from asr.graph.phone_lm import estimate_bigram, make_g_fst, write_arpa
+from asr.graph.phone_lm import BigramLm, estimate_bigram, make_g_fst, write_arpa
 from asr.decode.scoring import write_scoring
 from asr.errors import AsrError
 from asr.hmm.model import GmmHmm
@@ -62,6 +62,26 @@ def _static(feats: Any, utts: list[str]) -> dict[str, np.ndarray]:
         log.warning("%d of %d utterance(s) have no features; they score as all deletions",
                     len(utts) - len(out), len(utts))
     return out
+
+
+def train_phone_bigram(train_dir: str | os.PathLike, phones: list[str], lang_dir: str | os.PathLike) -> BigramLm:
+    """The phone bigram of a data dir's ``text.phn``; also written as ARPA and ``G.fst``."""
+    train = read_data_dir(train_dir)
+    if not train.phones:
+        raise AsrError(f"{train_dir}: no phone transcripts (text.phn) to train the phone LM on")
+    lm = estimate_bigram([p.split() for p in train.phones.values()], phones)
+    lang = Path(lang_dir)
+    lang.mkdir(parents=True, exist_ok=True)
+    write_arpa(lm, lang / "phone_bigram.arpa")
+    make_g_fst(lang / "phone_bigram.arpa", phones, lang)
+    return lm
+
+
+def stage_graph(model: GmmHmm, lm: BigramLm, out_dir: str | os.PathLike, self_loop_scale: float = 0.1):
+    """Build a stage's decoding graph and write it as ``out_dir/HCLG.fst``."""
+    graph = build_graph(hmm_view(model), lm, GraphOptions(self_loop_scale=self_loop_scale))
+    write_graph(graph, out_dir)
+    return graph
 
 
 def decode_gmm_stages(pipeline_dir: str | os.PathLike, stages: tuple[str, ...], train_dir: str | os.PathLike,
@@ -101,23 +121,39 @@ def decode_gmm_stages(pipeline_dir: str | os.PathLike, stages: tuple[str, ...], 
         stage_dir = Path(pipeline_dir) / stage
         model = GmmHmm.load(stage_dir / "final.mdl")
         if lm is None:  # the phone set comes from the model
-            lm = estimate_bigram([p.split() for p in train.phones.values()], model.tm.phones)
-            (out / "lang").mkdir(parents=True, exist_ok=True)
-            write_arpa(lm, out / "lang" / "phone_bigram.arpa")
-            make_g_fst(out / "lang" / "phone_bigram.arpa", model.tm.phones, out / "lang")
-        graph = build_graph(hmm_view(model), lm, GraphOptions(self_loop_scale=cfg.self_loop_scale))
-        write_graph(graph, out / stage)
+            lm = train_phone_bigram(train_dir, model.tm.phones, out / "lang")
+        graph = stage_graph(model, lm, out / stage, cfg.self_loop_scale)
         opts = DecodeOptions(beam=cfg.beam, max_active=cfg.max_active)
         d, static, refs = loaded[cfg.tune_set]
-        scale, table = tune_acoustic_scale(stage, stage_dir, static, d.utt2spk, refs, graph,
-                                           cfg.acoustic_scales, opts, model)
+        feats = prepare_features(stage, stage_dir, static, d.utt2spk, graph, model)
+        scale, table, tune_hyps = tune_on_features(stage, model, feats, refs, graph, cfg.acoustic_scales, opts)
         opts.acoustic_scale = scale
         results[stage] = {"tuning": {str(s): round(p, 2) for s, p in table.items()}}
         for name, (d, static, refs) in loaded.items():
-            hyps = decode_stage(stage, stage_dir, static, d.utt2spk, graph, opts, model)
+            if name == cfg.tune_set:
+                hyps = tune_hyps  # already decoded at this scale
+            else:
+                hyps = decode_stage(stage, stage_dir, static, d.utt2spk, graph, opts, model)
             res = write_scoring(out / stage / "decode" / name, refs, hyps)
             results[stage][name] = {**res, "acoustic_scale": scale}
             log.info("%s on %s: PER %.2f%% (acoustic scale %.3g, tuned on %s)", stage, name, res["per"],
                      scale, cfg.tune_set)
     (out / "gmm_results.json").write_text(json.dumps(results, indent=1))
     return results
+
+
+def format_per_table(results: Mapping[str, Mapping[str, Any]], stages: tuple[str, ...] | list[str],
+                     sets: list[str]) -> str:
+    """A Markdown table of PER (%) per stage (rows) and set (columns) from :func:`decode_gmm_stages`.
+
+    >>> print(format_per_table({"mono": {"dev": {"per": 20.5, "acoustic_scale": 0.1}}}, ["mono"], ["dev"]))
+    | stage | acoustic scale | dev |
+    |---|---|---|
+    | mono | 0.1 | 20.50 |
+    """
+    lines = ["| stage | acoustic scale | " + " | ".join(sets) + " |", "|---" * (len(sets) + 2) + "|"]
+    for stage in stages:
+        row = results[stage]
+        scale = row[sets[0]]["acoustic_scale"]
+        lines.append(f"| {stage} | {scale:g} | " + " | ".join(f"{row[n]['per']:.2f}" for n in sets) + " |")
+    return "\n".join(lines)

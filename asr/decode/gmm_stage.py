@@ -58,8 +58,8 @@ def stage_features(stage: str, stage_dir: str | os.PathLike, static: Mapping[str
 
 
 def adapt_fmllr(model: GmmHmm, feats: Mapping[str, np.ndarray], utt2spk: Mapping[str, str], graph,
-                opts: DecodeOptions, num_passes: int = 2, num_iters: int = 10, min_count: float = 100.0
-                ) -> dict[str, np.ndarray]:
+                opts: DecodeOptions, num_passes: int = 2, num_iters: int = 10, min_count: float = 100.0,
+                transforms: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Per-speaker fMLLR estimated from decoding passes; returns the adapted frames.
 
     Pass 1 decodes the speaker-independent frames; each further pass decodes the frames
@@ -75,6 +75,8 @@ def adapt_fmllr(model: GmmHmm, feats: Mapping[str, np.ndarray], utt2spk: Mapping
         num_passes: decoding passes that feed an estimate (at least 1).
         num_iters, min_count: :func:`asr.hmm.fmllr.estimate_fmllr` sweeps; speakers with
             fewer aligned frames keep the identity (counted in a warning).
+        transforms: if given, filled with speaker -> [D, D + 1] float64 transform of the
+            last pass (applied to the speaker-independent frames).
 
     Returns:
         utt -> [T, D] float32 adapted frames.
@@ -100,6 +102,8 @@ def adapt_fmllr(model: GmmHmm, feats: Mapping[str, np.ndarray], utt2spk: Mapping
                 w, _ = estimate_fmllr(stats, num_iters=num_iters)
             for u in utts:
                 adapted[u] = apply_fmllr(w, torch.from_numpy(np.asarray(feats[u], dtype=np.float32))).numpy()
+            if transforms is not None:
+                transforms[spk] = w.numpy()
         current = adapted
     if kept:
         log.warning("fMLLR: %d of %d test speaker(s) had fewer than %.0f aligned frames; not adapted",
@@ -161,20 +165,34 @@ def tune_acoustic_scale(stage: str, stage_dir: str | os.PathLike, static: Mappin
     Returns:
         (best scale, scale -> PER in percent). Ties go to the first scale listed.
     """
+    if not scales:
+        raise AsrError("acoustic-scale tuning: no candidate scales")
+    opts = opts or DecodeOptions()
+    model = model or GmmHmm.load(Path(stage_dir) / "final.mdl")
+    feats = prepare_features(stage, stage_dir, static, utt2spk, graph, model, adapt_opts)
+    best, per, _ = tune_on_features(stage, model, feats, refs, graph, scales, opts)
+    return best, per
+
+
+def tune_on_features(stage: str, model: GmmHmm, feats: Mapping[str, np.ndarray], refs: Mapping[str, list[str]],
+                     graph, scales: tuple[float, ...], opts: DecodeOptions
+                     ) -> tuple[float, dict[float, float], dict[str, list[str]]]:
+    """:func:`tune_acoustic_scale` on frames already prepared (:func:`prepare_features`).
+
+    Returns:
+        (best scale, scale -> PER in percent, the hypotheses at the best scale).
+    """
     from dataclasses import replace
 
     from asr.decode.scoring import fold_to_39, score
 
     if not scales:
         raise AsrError("acoustic-scale tuning: no candidate scales")
-    opts = opts or DecodeOptions()
-    model = model or GmmHmm.load(Path(stage_dir) / "final.mdl")
-    feats = prepare_features(stage, stage_dir, static, utt2spk, graph, model, adapt_opts)
     refs39 = fold_to_39(refs)
-    per = {}
+    per, hyps = {}, {}
     for s in scales:
-        hyps = decode_gmm(model, feats, graph, model.tm.phones, replace(opts, acoustic_scale=s))
-        per[s] = score(refs39, fold_to_39(hyps)).counts.rate()
+        hyps[s] = decode_gmm(model, feats, graph, model.tm.phones, replace(opts, acoustic_scale=s))
+        per[s] = score(refs39, fold_to_39(hyps[s])).counts.rate()
         log.info("%s: acoustic scale %.3f: PER %.2f%% on the tuning set", stage, s, per[s])
     best = min(scales, key=lambda s: per[s])
-    return best, per
+    return best, per, hyps[best]

@@ -6,11 +6,14 @@ inputs are unchanged (the stage functions it calls keep their own fingerprints).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from asr.data.contaminate import contaminate_data_dir, parse_set_name
+from asr.data.kaldi_dir import read_data_dir
 from asr.data.timit import prepare_timit
 from asr.errors import AsrError
 from asr.features.config import FeatureConfig
@@ -31,10 +34,16 @@ class RecipeSettings:
         data_dir: where the Kaldi data dirs are written.
         train_set, dev_set: names of the training and validation sets.
         test_sets: clean or contaminated test-set names (``test_babble_snr5``, ...).
-        features: feature options (ignored when ``features_kind == "fmllr"``).
+        features: feature options; with ``features_kind == "fmllr"`` only its CMVN,
+            delta and splicing fields are used, on the fMLLR features.
         features_kind: ``fbank``, ``mfcc``, ``kaldi_scp`` or ``fmllr``.
         task: ``hybrid`` (needs GMM-HMM alignments) or ``ctc``.
         alignment_stage: last GMM stage trained; its alignments are the hybrid targets.
+        gmm_decode: decode dev and the test sets with every GMM stage trained (phone
+            bigram, acoustic scale tuned on dev) for the baseline rows of the results.
+        gmm: GMM-HMM pipeline options (default: Kaldi's TIMIT sizes); the stages are set
+            from ``alignment_stage``.
+        gmm_decoding: GMM decoding options (default: Kaldi's search, 7 acoustic scales).
         seed: seed of contamination and dither.
         num_workers: worker processes for extraction.
         stop_stage: last stage to run (one of :data:`STAGES`), or None for all.
@@ -50,6 +59,9 @@ class RecipeSettings:
     features_kind: str = "fbank"
     task: str = "hybrid"
     alignment_stage: str = "tri3"
+    gmm_decode: bool = False
+    gmm: Any = None
+    gmm_decoding: Any = None
     seed: int = 0
     num_workers: int = 2
     stop_stage: str | None = None
@@ -77,9 +89,6 @@ def prepare_data_sets(s: RecipeSettings) -> dict[str, Path]:
 
 def compute_feature_stores(s: RecipeSettings, sets: dict[str, Path]) -> dict[str, FeatureStore]:
     """Extract (or reuse) the features of every set under ``exp_dir/features/<set>``."""
-    if s.features_kind == "fmllr":
-        raise AsrError("features=fmllr needs the GMM-HMM pipeline's tri3 stage, which is not built yet; "
-                       "use features=fbank or features=mfcc")
     return {
         name: compute_feature_store(path, s.exp_dir / "features" / name, s.features, s.num_workers)
         for name, path in sets.items()
@@ -91,39 +100,134 @@ def gmm_feature_config(seed: int) -> FeatureConfig:
     return FeatureConfig(kind="mfcc", num_mel_bins=23, num_ceps=13, cmvn="speaker_mean", seed=seed)
 
 
-def train_aligner(s: RecipeSettings, sets: dict[str, Path]) -> Path:
+def gmm_sets(s: RecipeSettings) -> list[str]:
+    """Sets the GMM-HMM stages need features of: train and dev, plus the test sets when
+    they are decoded or get fMLLR features."""
+    names = [s.train_set, s.dev_set]
+    if s.gmm_decode or s.features_kind == "fmllr":
+        names += [t for t in s.test_sets if t not in names]
+    return names
+
+
+def compute_gmm_feature_stores(s: RecipeSettings, sets: dict[str, Path]) -> dict[str, FeatureStore]:
+    """The GMM front end's stores, under ``exp_dir/features_gmm/<set>``."""
+    cfg = gmm_feature_config(s.seed)
+    return {name: compute_feature_store(sets[name], s.exp_dir / "features_gmm" / name, cfg, s.num_workers)
+            for name in gmm_sets(s)}
+
+
+def _gmm_stages(s: RecipeSettings) -> tuple[str, ...]:
+    from asr.hmm.pipeline import STAGES as GMM_STAGES
+
+    stage = s.alignment_stage
+    if s.features_kind == "fmllr" and stage != "tri3":
+        raise AsrError(f"features=fmllr needs the SAT stage tri3, but task.alignment_stage is '{stage}'")
+    if stage not in GMM_STAGES:
+        raise AsrError(f"task.alignment_stage: '{stage}' is not one of {', '.join(GMM_STAGES)}")
+    return GMM_STAGES[: GMM_STAGES.index(stage) + 1]
+
+
+def train_aligner(s: RecipeSettings, sets: dict[str, Path], stores: dict[str, FeatureStore]) -> Path:
     """Train the GMM-HMM stages up to ``s.alignment_stage`` and align train and dev.
 
     Writes ``exp_dir/gmm/<stage>/`` (models, train alignments, priors) and
     ``exp_dir/gmm/<stage>/ali_<dev_set>/``; both are reused when their inputs are unchanged.
 
+    Args:
+        stores: the GMM front end's stores (:func:`compute_gmm_feature_stores`).
+
     Returns:
         the directory of the final stage.
     """
     from asr.hmm.align_data import align_data_dir
-    from asr.hmm.pipeline import STAGES as GMM_STAGES
     from asr.hmm.pipeline import GmmPipelineConfig, train_gmm_pipeline
 
-    if s.alignment_stage not in GMM_STAGES:
-        raise AsrError(f"task.alignment_stage: '{s.alignment_stage}' is not one of {', '.join(GMM_STAGES)}")
-    stages = GMM_STAGES[: GMM_STAGES.index(s.alignment_stage) + 1]
-    cfg = gmm_feature_config(s.seed)
-    stores = {
-        name: compute_feature_store(sets[name], s.exp_dir / "features_gmm" / name, cfg, s.num_workers)
-        for name in (s.train_set, s.dev_set)
-    }
     gmm_dir = s.exp_dir / "gmm"
-    results = train_gmm_pipeline(sets[s.train_set], stores[s.train_set], gmm_dir, GmmPipelineConfig(stages=stages))
+    cfg = dataclasses.replace(s.gmm or GmmPipelineConfig(), stages=_gmm_stages(s))
+    results = train_gmm_pipeline(sets[s.train_set], stores[s.train_set], gmm_dir, cfg)
     for stage, r in results.items():
         log.info("gmm %s: %s", stage, r)
     stage_dir = gmm_dir / s.alignment_stage
     dev_ali = stage_dir / f"ali_{s.dev_set}"
-    newest_input = max((stage_dir / "done.json").stat().st_mtime, (stores[s.dev_set].path / "feats.scp").stat().st_mtime)
-    if not ((dev_ali / "ali.scp").is_file() and (dev_ali / "ali.scp").stat().st_mtime > newest_input):
-        align_data_dir(gmm_dir, s.alignment_stage, sets[s.dev_set], stores[s.dev_set], dev_ali)
-    else:
+    if _newer(dev_ali / "ali.scp", stage_dir / "done.json", stores[s.dev_set].path / "feats.scp"):
         log.info("alignments of %s are up to date, reusing them", s.dev_set)
+    else:
+        align_data_dir(gmm_dir, s.alignment_stage, sets[s.dev_set], stores[s.dev_set], dev_ali)
     return stage_dir
+
+
+def _newer(output: Path, *inputs: Path) -> bool:
+    """Whether ``output`` exists and is newer than every input."""
+    return output.is_file() and output.stat().st_mtime > max(p.stat().st_mtime for p in inputs)
+
+
+def fmllr_feature_stores(s: RecipeSettings, sets: dict[str, Path], gmm_stores: dict[str, FeatureStore]
+                         ) -> dict[str, FeatureStore]:
+    """Stores of tri3 fMLLR features for every set, under ``exp_dir/features/<set>``.
+
+    Train uses the transforms of SAT training (``gmm/tri3/fmllr_feats.scp``). Dev and the
+    test sets are adapted without their transcripts: a first-pass decode, then per-speaker
+    fMLLR (``gmm/tri3/fmllr_<set>/``), as Kaldi's ``decode_fmllr.sh``. The stores wrap
+    those scp files (``kind=kaldi_scp``) and add the configured CMVN/deltas/splicing.
+    """
+    from dataclasses import replace
+
+    from asr.decode.fmllr_sets import fmllr_set_done, write_fmllr_set
+    from asr.decode.gmm_recipe import stage_graph, train_phone_bigram
+    from asr.hmm.model import GmmHmm
+
+    stage_dir = s.exp_dir / "gmm" / "tri3"
+    scps = {s.train_set: stage_dir / "fmllr_feats.scp"}
+    model = graph = None
+    for name in gmm_sets(s)[1:]:
+        out = stage_dir / f"fmllr_{name}"
+        store = gmm_stores[name]
+        fingerprint = {"model": (stage_dir / "done.json").stat().st_mtime_ns,
+                       "feats": (store.path / "config.json").stat().st_mtime_ns}
+        if not fmllr_set_done(out, fingerprint):
+            if graph is None:
+                model = GmmHmm.load(stage_dir / "final.mdl")
+                lm = train_phone_bigram(sets[s.train_set], model.tm.phones, s.exp_dir / "gmm" / "lang")
+                graph = stage_graph(model, lm, stage_dir / "graph")
+            d = read_data_dir(sets[name])
+            static = {u: store.load(u) for u in d.utts if u in store}
+            write_fmllr_set(stage_dir, static, d.utt2spk, graph, out, fingerprint, model=model)
+        else:
+            log.info("fMLLR features of %s are up to date, reusing them", name)
+        scps[name] = out / "feats.scp"
+    return {name: compute_feature_store(sets[name], s.exp_dir / "features" / name,
+                                        replace(s.features, kind="kaldi_scp", scp=str(scp.absolute())),
+                                        s.num_workers)
+            for name, scp in scps.items()}
+
+
+def decode_gmm_baselines(s: RecipeSettings, sets: dict[str, Path], gmm_stores: dict[str, FeatureStore]
+                         ) -> dict[str, dict[str, dict]]:
+    """Decode dev and the test sets with every GMM stage; log and return the PER table.
+
+    Outputs go to ``exp_dir/gmm/decode/`` (see :mod:`asr.decode.gmm_recipe`); they are
+    reused while newer than every stage's model.
+    """
+    import json
+
+    from asr.decode.gmm_recipe import decode_gmm_stages, format_per_table
+
+    stages = _gmm_stages(s)
+    gmm_dir = s.exp_dir / "gmm"
+    out = gmm_dir / "decode"
+    names = [s.dev_set] + [t for t in s.test_sets if t != s.dev_set]
+    results_file = out / "gmm_results.json"
+    previous = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    if (_newer(results_file, *[gmm_dir / st / "done.json" for st in stages])
+            and all(st in previous and all(n in previous[st] for n in names) for st in stages)):
+        log.info("GMM decoding results in %s are up to date, reusing them", out)
+        results = previous
+    else:
+        results = decode_gmm_stages(gmm_dir, stages, sets[s.train_set],
+                                    {n: (sets[n], gmm_stores[n]) for n in names}, out, s.gmm_decoding)
+    log.info("GMM-HMM baselines, PER %% on 39 phones (acoustic scale tuned on %s):\n%s",
+             s.dev_set, format_per_table(results, stages, names))
+    return results
 
 
 def run_recipe(s: RecipeSettings) -> str:
@@ -140,10 +244,16 @@ def run_recipe(s: RecipeSettings) -> str:
         return "data"
     if s.features_kind != "fmllr":
         compute_feature_stores(s, sets)
+    needs_gmm = s.task == "hybrid" or s.features_kind == "fmllr"
+    gmm_stores = compute_gmm_feature_stores(s, sets) if needs_gmm else {}
     if last == "features":
         return "features"
-    if s.task == "hybrid":
-        train_aligner(s, sets)
+    if needs_gmm:
+        train_aligner(s, sets, gmm_stores)
+        if s.features_kind == "fmllr":
+            fmllr_feature_stores(s, sets, gmm_stores)
+        if s.gmm_decode:
+            decode_gmm_baselines(s, sets, gmm_stores)
     if last == "align":
         return "align"
     raise AsrError(
