@@ -28,13 +28,10 @@ from asr.features.config import FeatureConfig
 from asr.features.store import compute_feature_store
 from asr.hmm.alignment_io import read_frame_phones
 from asr.hmm.frame_accuracy import phone_frame_accuracy
-from asr.hmm.gmm_update import GmmUpdateOptions
 from asr.hmm.model import GmmHmm
 from asr.hmm.pipeline import STAGES, GmmPipelineConfig, train_gmm_pipeline
-from asr.hmm.trainer import GmmTrainOptions, align_set
+from asr.hmm.trainer import align_set
 from asr.hmm.training_set import TrainingSet
-from asr.hmm.tree import TreeOptions
-from asr.hmm.triphone import tri_train_options
 from asr.data.kaldi_dir import read_data_dir
 from asr.features.deltas import add_deltas
 
@@ -66,12 +63,7 @@ def main() -> None:
     store = stores["train"]
     prep_seconds = time.perf_counter() - t0
 
-    mono_opts = GmmTrainOptions(total_gauss=args.mono_gauss, update=GmmUpdateOptions(min_gaussian_occupancy=3))
-    cfg = GmmPipelineConfig(
-        stages=stages, mono=mono_opts,
-        tri1=tri_train_options(args.gauss), tri2=tri_train_options(args.gauss), tri3=tri_train_options(args.gauss),
-        tri1_tree=TreeOptions(max_leaves=args.leaves), tri2_tree=TreeOptions(max_leaves=args.leaves),
-        tri3_tree=TreeOptions(max_leaves=args.leaves))
+    cfg = GmmPipelineConfig.with_sizes(args.leaves, args.gauss, args.mono_gauss, stages=stages)
     exp = work / f"exp_l{args.leaves}_g{args.gauss}"
     results = train_gmm_pipeline(work / "data" / "train", store, exp, cfg)
 

@@ -82,3 +82,18 @@ def test_prepare_mini_timit_tiny_is_byte_identical_across_runs(tmp_path: Path) -
     a, b = contents(outs[0]), contents(outs[1])
     assert any(k.endswith(".WAV") for k in a) and "data/train/wav.scp" in a
     assert a == b
+
+
+def test_settings_from_config_carry_gmm_sizes_and_fmllr_transforms() -> None:
+    from hydra import compose, initialize_config_dir
+
+    from asr.cli.common import CONFIG_DIR
+    from asr.cli.train import settings_from_config
+
+    with initialize_config_dir(config_dir=str(Path(CONFIG_DIR).absolute()), version_base=None):
+        cfg = compose("train", overrides=["recipe=timit_ligru", "data.root=/nowhere", "task.gmm.leaves=500",
+                                          "task.gmm.gauss=3000", "features.cmvn=speaker_meanvar"])
+    s = settings_from_config(cfg)
+    assert s.features_kind == "fmllr" and s.task == "hybrid" and s.gmm_decode
+    assert s.features.cmvn == "speaker_meanvar"
+    assert s.gmm.tri1_tree.max_leaves == 500 and s.gmm.tri3.total_gauss == 3000 and s.gmm.mono.total_gauss == 1000

@@ -12,6 +12,8 @@ from omegaconf import DictConfig, OmegaConf
 from asr.cli.common import CONFIG_DIR, report_user_errors
 
 if TYPE_CHECKING:
+    from asr.features.config import FeatureConfig
+    from asr.hmm.pipeline import GmmPipelineConfig
     from asr.train.recipe import RecipeSettings
 
 log = logging.getLogger("asr")
@@ -37,10 +39,20 @@ def settings_from_config(cfg: DictConfig) -> "RecipeSettings":
         task=cfg.task.name,
         alignment_stage=cfg.task.get("alignment_stage", "tri3"),
         gmm_decode=bool(cfg.task.get("gmm_decode", False)),
+        gmm=gmm_config(cfg.task.get("gmm")),
         seed=int(cfg.seed),
         num_workers=int(cfg.num_workers),
         stop_stage=cfg.stop_stage,
     )
+
+
+def gmm_config(sizes: DictConfig | None) -> "GmmPipelineConfig | None":
+    """The GMM-HMM pipeline options of ``task.gmm`` (None: the pipeline's defaults)."""
+    if sizes is None:
+        return None
+    from asr.hmm.pipeline import GmmPipelineConfig
+
+    return GmmPipelineConfig.with_sizes(**OmegaConf.to_container(sizes, resolve=True))
 
 
 def fmllr_transforms(feats: dict) -> "FeatureConfig":

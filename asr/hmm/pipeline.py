@@ -85,6 +85,16 @@ class GmmPipelineConfig:
     mllt_iters: tuple[int, ...] = (2, 4, 6, 12)
     fmllr_iters: tuple[int, ...] = (2, 4, 6, 12)
 
+    @classmethod
+    def with_sizes(cls, leaves: int = 2500, gauss: int = 15000, mono_gauss: int = 1000, **kw: Any
+                   ) -> "GmmPipelineConfig":
+        """Kaldi's schedules with other model sizes: tree leaves and total Gaussians of
+        tri1/tri2/tri3, Gaussians of mono (Kaldi's TIMIT: 2500 / 15000 / 1000)."""
+        mono = GmmTrainOptions(total_gauss=mono_gauss, update=GmmUpdateOptions(min_gaussian_occupancy=3))
+        tri = {f"{st}": tri_train_options(gauss) for st in STAGES[1:]}
+        trees = {f"{st}_tree": TreeOptions(max_leaves=leaves) for st in STAGES[1:]}
+        return cls(mono=mono, **tri, **trees, **kw)
+
     def __post_init__(self) -> None:
         if tuple(self.stages) != STAGES[: len(self.stages)]:
             raise AsrError(f"gmm stages must be a prefix of {', '.join(STAGES)}; got {list(self.stages)}")
