@@ -1,11 +1,16 @@
 """Time forward+backward of every recurrent cell at pytorch-kaldi's TIMIT shape.
 
 Cells run interleaved in one process (one call of each per round), median over
-rounds. Peak training memory per cell is measured in a fresh subprocess each
-(peak RSS growth on CPU, ``torch.cuda.max_memory_allocated`` on GPU).
-Prints one JSON object on the last line.
+rounds; on GPU each call is timed with CUDA events after a warm-up call of
+every cell. Peak training memory per cell is measured in a fresh subprocess
+each (peak RSS growth on CPU, ``torch.cuda.max_memory_allocated`` on GPU).
+"ligru" is the fused path ``build_rnn`` picks by default: the C++ kernel on
+CPU, the Triton kernels on GPU (the JSON's ``ligru_backend`` says which). On
+GPU SpeechBrain's LiGRU (``torch.jit.script``-ed) is timed too when
+``speechbrain`` imports. Prints one JSON object on the last line.
 
     PYTHONPATH=. python scripts/bench_cells.py --device cpu [--small] [--repeats 5]
+    PYTHONPATH=. python scripts/bench_cells.py --device cuda --cells gru,ligru,ligru_torch,ligru_reference
 """
 
 from __future__ import annotations
@@ -23,22 +28,26 @@ import torch
 
 from asr.nn import build_rnn
 from asr.nn import ligru_cpp
+from asr.nn.ligru_fused import select_backend
 
 SHAPES = {
     "timit": dict(num_layers=5, hidden_size=550, batch=8, input_size=40, frames=300),
     "small": dict(num_layers=2, hidden_size=128, batch=8, input_size=40, frames=100),
 }
 # name -> (cell, options). "ligru" is the fast path build_rnn picks by default.
+# "ligru_triton" is not in the default list: it needs a GPU (or Triton's interpreter).
 VARIANTS = {
     "gru": ("gru", {}),
     "lstm": ("lstm", {}),
     "rnn": ("rnn", {"nonlinearity": "relu"}),
     "ligru": ("ligru", {"recurrent_dropout": 0.2}),
     "ligru_torch": ("ligru", {"recurrent_dropout": 0.2, "backend": "torch"}),
+    "ligru_triton": ("ligru", {"recurrent_dropout": 0.2, "backend": "triton"}),
     "ligru_reference": ("ligru", {"recurrent_dropout": 0.2, "impl": "reference"}),
     "sligru": ("sligru", {"recurrent_dropout": 0.2}),
     "mgu": ("mgu", {}),
 }
+DEFAULT_CELLS = [name for name in VARIANTS if name != "ligru_triton"]
 
 
 def parse_args() -> argparse.Namespace:
@@ -47,11 +56,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--small", action="store_true", help="small shape instead of TIMIT's")
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds (median reported)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--cells", default=",".join(VARIANTS), help="comma-separated variants")
+    parser.add_argument("--cells", default=",".join(DEFAULT_CELLS), help="comma-separated variants")
     parser.add_argument("--dropout", type=float, default=0.2, help="dropout between layers")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     parser.add_argument("--speechbrain", action="store_true",
-                        help="also time SpeechBrain's LiGRU, scripted (needs pip speechbrain)")
+                        help="also time SpeechBrain's LiGRU, scripted, on CPU (always tried on GPU)")
     parser.add_argument("--memory-of", default=None, help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -85,10 +94,20 @@ def make_inputs(shape: dict, device: torch.device) -> tuple[torch.Tensor, torch.
     return x.to(device), grad.to(device)
 
 
+def speechbrain_version() -> str | None:
+    """SpeechBrain's version if it imports, else None."""
+    try:
+        import speechbrain
+    except ImportError:
+        return None
+    return getattr(speechbrain, "__version__", "unknown")
+
+
 def time_once(fn, device: torch.device) -> tuple[float, float]:
     """(wall seconds, CPU seconds of this process) of one call; CUDA events on GPU."""
     if device.type == "cuda":
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()  # nothing of the previous call left in the queue
         start.record()
         fn()
         end.record()
@@ -148,8 +167,15 @@ def main() -> None:
         print(measure_memory(args.memory_of, shape, args.dropout, device))
         return
     names = [n for n in args.cells.split(",") if n]
-    if args.speechbrain:
-        names.append("speechbrain_ligru")
+    unknown = sorted(set(names) - set(VARIANTS))
+    if unknown:
+        raise SystemExit(f"unknown cells {unknown}; choose from {sorted(VARIANTS)}")
+    speechbrain = speechbrain_version()
+    if args.speechbrain or device.type == "cuda":
+        if speechbrain is None:
+            print("speechbrain: not installed (pip install speechbrain to compare)", file=sys.stderr)
+        else:
+            names.append("speechbrain_ligru")
     if device.type == "cpu":
         ligru_cpp.available()  # build the C++ kernel before timing
     models = {n: build(n, shape, args.dropout, device) for n in names}
@@ -173,6 +199,8 @@ def main() -> None:
         ratios["ligru_vs_reference"] = seconds["ligru"] / seconds["ligru_reference"]
     if "ligru" in seconds and "speechbrain_ligru" in seconds:
         ratios["ligru_vs_speechbrain"] = seconds["ligru"] / seconds["speechbrain_ligru"]
+    elif device.type == "cuda":
+        ratios["ligru_vs_speechbrain"] = None  # speechbrain not installed (or ligru not timed)
     if device.type == "cpu" and "ligru" in cpu_seconds:
         # CPU time of the process: less sensitive than wall time to other load on the machine.
         for other in ("gru", "ligru_reference"):
@@ -187,6 +215,8 @@ def main() -> None:
         "device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu",
         "threads": args.threads, "shape": shape, "bidirectional": True, "dropout": args.dropout,
         "repeats": args.repeats, "ligru_cpp_kernel": ligru_cpp.available() if device.type == "cpu" else False,
+        "ligru_backend": select_backend("auto", torch.empty(0, device=device)),
+        "speechbrain": speechbrain or "not installed",
         "variants": {n: VARIANTS.get(n, ("speechbrain", {})) for n in names},
         "torch": torch.__version__,
     }

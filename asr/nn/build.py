@@ -63,7 +63,7 @@ def build_rnn(cell: str, input_size: int, hidden_size: int, num_layers: int = 1,
         batch_first: inputs and outputs are [B, T, F] (else [T, B, F]).
         **cell_options: ``impl`` ("auto", "fused", "reference") for every cell;
             ``nonlinearity`` ("tanh", "relu") for rnn; ``batch_norm``,
-            ``recurrent_dropout`` and ``backend`` ("auto", "cpp", "torch") for
+            ``recurrent_dropout`` and ``backend`` ("auto", "cpp", "torch", "triton") for
             ligru/sligru.
 
     Returns:

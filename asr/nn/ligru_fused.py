@@ -8,16 +8,19 @@ then batch norm); this module runs only the recurrence
 
 as a custom autograd function with a hand-written backward: one matmul
 (``dg @ U^T``) plus elementwise work per frame, and the gradient of U
-reduced over all frames at the end (one batched matmul in ``torch``; one
-matmul per sequence and direction, all its frames at once, in ``cpp``).
+reduced over all frames at the end (one batched matmul in ``torch`` and
+``triton``; one matmul per sequence and direction, all its frames at once,
+in ``cpp``).
 Both directions (separate weights) run in the same step through batched
 matmuls.
 
-Two backends compute the same thing: ``cpp`` (a small C++ extension, built on
-first use, CPU; it reads and writes the layer's batch-first layout directly)
-and ``torch`` (ATen ops from Python, any device; ``LiGRURecurrenceTorch``
-works time-major, ``[T, D, B, *]``, after reordering). Padded frames output
-zero and reset the state; padding must follow the valid frames.
+Three backends compute the same thing: ``cpp`` (a small C++ extension, built
+on first use, CPU; it reads and writes the layer's batch-first layout
+directly), ``triton`` (GPU: cuBLAS matmul plus one Triton kernel per frame,
+see ``ligru_triton``) and ``torch`` (ATen ops from Python, any device).
+``triton`` and ``torch`` work time-major, ``[T, D, B, *]``, after
+reordering. Padded frames output zero and reset the state; padding must
+follow the valid frames.
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ from __future__ import annotations
 import torch
 
 from asr.errors import AsrError
-from asr.nn import ligru_cpp
+from asr.nn import ligru_cpp, ligru_triton
 from asr.nn.padding import direction_rows, lengths_to_mask, merge_directions, split_directions
 
-BACKENDS = ("auto", "cpp", "torch")
+BACKENDS = ("auto", "cpp", "torch", "triton")
 
 
 class LiGRURecurrenceTorch(torch.autograd.Function):
@@ -88,6 +91,28 @@ class LiGRURecurrenceTorch(torch.autograd.Function):
         return grad_a, grad_u, None, None
 
 
+def select_backend(backend: str, a: torch.Tensor) -> str:
+    """The backend that runs for ``backend`` on tensors like ``a``.
+
+    Args:
+        backend: one of ``BACKENDS``.
+        a: the input projections (their device and dtype decide "auto").
+
+    Returns:
+        "cpp", "torch" or "triton". "auto" gives triton on CUDA float32/float64
+        when triton imports, cpp on CPU when it builds, torch otherwise.
+    """
+    if backend not in BACKENDS:
+        raise AsrError(f"ligru backend must be one of {BACKENDS}, got {backend!r}")
+    if backend != "auto":
+        return backend
+    if a.device.type == "cuda" and ligru_triton.supports(a):
+        return "triton"
+    if a.device.type == "cpu" and ligru_cpp.available():
+        return "cpp"
+    return "torch"
+
+
 def ligru_recurrence(a: torch.Tensor, u: torch.Tensor, lengths: torch.Tensor | None,
                      drop: torch.Tensor | None = None, backend: str = "auto") -> torch.Tensor:
     """Run the Light GRU recurrence of one layer with the fused forward and backward.
@@ -99,29 +124,32 @@ def ligru_recurrence(a: torch.Tensor, u: torch.Tensor, lengths: torch.Tensor | N
         lengths: [B] valid frames per sequence (padding after them), or None.
         drop: [D, B, H] recurrent-dropout mask on the candidate (already
             scaled by 1/(1-p)), constant over time; None for no dropout.
-        backend: "cpp" (C++ extension, CPU only), "torch" (ATen ops), or
-            "auto" (cpp on CPU when it builds, else torch; a failed build logs a warning).
+        backend: "cpp" (C++ extension, CPU only), "triton" (CUDA, float32 or
+            float64; CPU tensors only in Triton's interpreter), "torch" (ATen
+            ops), or "auto" (see ``select_backend``; a failed C++ build logs a warning).
 
     Returns:
         [B, T, D * H]: each direction's hidden states (direction 1 runs
         backward from each sequence's last frame), zero at padded frames.
     """
-    if backend not in BACKENDS:
-        raise AsrError(f"ligru backend must be one of {BACKENDS}, got {backend!r}")
+    backend = select_backend(backend, a)
     batch, max_len, _ = a.shape
     num_dirs = u.shape[0]
     if drop is not None:
         drop = drop.to(a.dtype).contiguous()
-    if backend == "auto":
-        backend = "cpp" if a.device.type == "cpu" and ligru_cpp.available() else "torch"
     if backend == "cpp":
         if a.device.type != "cpu":
-            raise AsrError("ligru backend 'cpp' runs on CPU only; use backend='torch' on GPU")
+            raise AsrError("ligru backend 'cpp' runs on CPU only; use 'triton' or 'torch' on GPU")
         if lengths is None:
             lengths = torch.full((batch,), max_len, dtype=torch.long)
         lengths = lengths.to(device="cpu", dtype=torch.long).contiguous()
         return ligru_cpp.LiGRURecurrenceCpp.apply(a.contiguous(), u.contiguous(), lengths, drop)
+    if backend == "triton" and not ligru_triton.supports(a):
+        raise AsrError(f"ligru backend 'triton' needs triton and CUDA float32/float64 tensors "
+                       f"(got {a.device.type} {a.dtype}, triton "
+                       f"{'imported' if ligru_triton.triton else 'not installed'}); use 'torch'")
+    function = ligru_triton.LiGRURecurrenceTriton if backend == "triton" else LiGRURecurrenceTorch
     rows = direction_rows(lengths, batch, max_len, num_dirs, a.device)
     a = split_directions(a, rows, num_dirs)  # [T, D, B, 2H]
     mask = lengths_to_mask(lengths, batch, max_len, a.device).t().contiguous()  # [T, B]
-    return merge_directions(LiGRURecurrenceTorch.apply(a, u.contiguous(), mask, drop), rows)
+    return merge_directions(function.apply(a, u.contiguous(), mask, drop), rows)

@@ -35,8 +35,9 @@ class LiGRULayer(nn.Module):
         recurrent_dropout: probability of dropping a candidate unit (whole sequence).
         layer_norm: SLi-GRU's layer norm on the recurrent term.
         impl: "fused" (custom autograd), "reference" (step loop), or "auto" (fused).
-        backend: LiGRU's fused backend, "auto", "cpp" or "torch" (see
-            ``ligru_recurrence``); SLi-GRU's fused recurrence is ATen-ops only.
+        backend: LiGRU's fused backend, "auto", "cpp", "torch" or "triton" (see
+            ``ligru_recurrence``); SLi-GRU's fused recurrence is ATen-ops only
+            ("auto" or "torch").
     """
 
     def __init__(self, input_size: int, hidden_size: int, bidirectional: bool = False,
@@ -45,7 +46,7 @@ class LiGRULayer(nn.Module):
         super().__init__()
         if impl not in ("auto", "fused", "reference"):
             raise AsrError(f"impl must be 'auto', 'fused' or 'reference', got {impl!r}")
-        if layer_norm and backend == "cpp":
+        if layer_norm and backend in ("cpp", "triton"):
             raise AsrError("sligru's fused recurrence has only the 'torch' backend")
         if backend not in BACKENDS:
             raise AsrError(f"backend must be one of {BACKENDS}, got {backend!r}")
