@@ -1,8 +1,8 @@
 """fMLLR features of a data set without its transcripts, as Kaldi's ``decode_fmllr.sh``
 followed by ``make_fmllr_feats.sh`` (what pytorch-kaldi's TIMIT recipes read for dev and test).
 
-The SAT (tri3) model decodes the set's speaker-independent LDA+MLLT frames with a phone
-bigram graph; each speaker's transform is estimated from that decode's alignment and
+tri2 decodes the set's speaker-independent LDA+MLLT frames with a phone bigram graph (the
+role of Kaldi's ``final.alimdl``) and the SAT (tri3) model aligns its phones; each speaker's transform is estimated from that decode's alignment and
 refined by a second pass (:func:`asr.decode.gmm_stage.adapt_fmllr`). The training set
 needs none of this: its transforms come from SAT training (``tri3/fmllr_feats.scp``).
 
@@ -20,6 +20,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import kaldiio
 import numpy as np
@@ -41,7 +42,8 @@ def fmllr_set_done(out_dir: str | os.PathLike, fingerprint: dict) -> bool:
 
 def write_fmllr_set(stage_dir: str | os.PathLike, static: Mapping[str, np.ndarray], utt2spk: Mapping[str, str],
                     graph, out_dir: str | os.PathLike, fingerprint: dict | None = None,
-                    opts: DecodeOptions | None = None, model: GmmHmm | None = None) -> Path:
+                    opts: DecodeOptions | None = None, model: GmmHmm | None = None,
+                    first_pass: tuple[GmmHmm, Any] | None = None) -> Path:
     """Estimate per-speaker fMLLR by decoding, and write the adapted features of one set.
 
     Args:
@@ -54,6 +56,8 @@ def write_fmllr_set(stage_dir: str | os.PathLike, static: Mapping[str, np.ndarra
         fingerprint: recorded in ``done.json`` (see :func:`fmllr_set_done`).
         opts: search options of the adaptation passes (default :class:`DecodeOptions`).
         model: the loaded model (default: read ``stage_dir/final.mdl``).
+        first_pass: the speaker-independent model and graph that decode the first pass
+            (tri2; see :func:`asr.decode.gmm_stage.adapt_fmllr`), or None for the SAT model.
 
     Returns:
         path of ``feats.scp``.
@@ -64,7 +68,8 @@ def write_fmllr_set(stage_dir: str | os.PathLike, static: Mapping[str, np.ndarra
     model = model or GmmHmm.load(Path(stage_dir) / "final.mdl")
     si = stage_features("tri3", stage_dir, static)
     transforms: dict[str, np.ndarray] = {}
-    adapted = adapt_fmllr(model, si, utt2spk, graph, opts or DecodeOptions(), transforms=transforms)
+    adapted = adapt_fmllr(model, si, utt2spk, graph, opts or DecodeOptions(), transforms=transforms,
+                          first_pass=first_pass)
     with kaldiio.WriteHelper(f"ark,scp:{out / 'trans.ark'},{out / 'trans.scp'}") as w:
         for spk in sorted(transforms):
             w(spk, transforms[spk])

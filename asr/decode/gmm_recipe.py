@@ -116,6 +116,7 @@ def decode_gmm_stages(pipeline_dir: str | os.PathLike, stages: tuple[str, ...], 
             raise AsrError(f"{data_dir}: no phone transcripts (text.phn) to score against")
         loaded[name] = (d, _static(feats, sorted(d.phones)), {u: p.split() for u, p in d.phones.items()})
     results: dict[str, dict[str, dict]] = {}
+    graphs: dict[str, tuple[GmmHmm, Any]] = {}
     lm = None
     for stage in stages:
         stage_dir = Path(pipeline_dir) / stage
@@ -123,9 +124,13 @@ def decode_gmm_stages(pipeline_dir: str | os.PathLike, stages: tuple[str, ...], 
         if lm is None:  # the phone set comes from the model
             lm = train_phone_bigram(train_dir, model.tm.phones, out / "lang")
         graph = stage_graph(model, lm, out / stage, cfg.self_loop_scale)
+        graphs[stage] = (model, graph)
+        first_pass = None
+        if stage == "tri3":  # tri2 decodes tri3's first pass (see adapt_fmllr)
+            first_pass = graphs.get("tri2") or _load_with_graph(Path(pipeline_dir) / "tri2", lm, cfg)
         opts = DecodeOptions(beam=cfg.beam, max_active=cfg.max_active)
         d, static, refs = loaded[cfg.tune_set]
-        feats = prepare_features(stage, stage_dir, static, d.utt2spk, graph, model)
+        feats = prepare_features(stage, stage_dir, static, d.utt2spk, graph, model, first_pass=first_pass)
         scale, table, tune_hyps = tune_on_features(stage, model, feats, refs, graph, cfg.acoustic_scales, opts)
         opts.acoustic_scale = scale
         results[stage] = {"tuning": {str(s): round(p, 2) for s, p in table.items()}}
@@ -133,13 +138,19 @@ def decode_gmm_stages(pipeline_dir: str | os.PathLike, stages: tuple[str, ...], 
             if name == cfg.tune_set:
                 hyps = tune_hyps  # already decoded at this scale
             else:
-                hyps = decode_stage(stage, stage_dir, static, d.utt2spk, graph, opts, model)
+                hyps = decode_stage(stage, stage_dir, static, d.utt2spk, graph, opts, model, first_pass=first_pass)
             res = write_scoring(out / stage / "decode" / name, refs, hyps)
             results[stage][name] = {**res, "acoustic_scale": scale}
             log.info("%s on %s: PER %.2f%% (acoustic scale %.3g, tuned on %s)", stage, name, res["per"],
                      scale, cfg.tune_set)
     (out / "gmm_results.json").write_text(json.dumps(results, indent=1))
     return results
+
+
+def _load_with_graph(stage_dir: Path, lm: BigramLm, cfg: GmmDecodeConfig) -> tuple[GmmHmm, Any]:
+    """A stage's model and its decoding graph (not written)."""
+    model = GmmHmm.load(stage_dir / "final.mdl")
+    return model, build_graph(hmm_view(model), lm, GraphOptions(self_loop_scale=cfg.self_loop_scale))
 
 
 def format_per_table(results: Mapping[str, Mapping[str, Any]], stages: tuple[str, ...] | list[str],

@@ -166,8 +166,8 @@ def fmllr_feature_stores(s: RecipeSettings, sets: dict[str, Path], gmm_stores: d
     """Stores of tri3 fMLLR features for every set, under ``exp_dir/features/<set>``.
 
     Train uses the transforms of SAT training (``gmm/tri3/fmllr_feats.scp``). Dev and the
-    test sets are adapted without their transcripts: a first-pass decode, then per-speaker
-    fMLLR (``gmm/tri3/fmllr_<set>/``), as Kaldi's ``decode_fmllr.sh``. The stores wrap
+    test sets are adapted without their transcripts: a first-pass decode with tri2, then
+    per-speaker fMLLR (``gmm/tri3/fmllr_<set>/``), as Kaldi's ``decode_fmllr.sh``. The stores wrap
     those scp files (``kind=kaldi_scp``) and add the configured CMVN/deltas/splicing.
     """
     from dataclasses import replace
@@ -178,20 +178,23 @@ def fmllr_feature_stores(s: RecipeSettings, sets: dict[str, Path], gmm_stores: d
 
     stage_dir = s.exp_dir / "gmm" / "tri3"
     scps = {s.train_set: stage_dir / "fmllr_feats.scp"}
-    model = graph = None
+    model = graph = first_pass = None
     for name in gmm_sets(s)[1:]:
         out = stage_dir / f"fmllr_{name}"
         store = gmm_stores[name]
-        fingerprint = {"model": (stage_dir / "done.json").stat().st_mtime_ns,
+        fingerprint = {"first_pass": "tri2", "model": (stage_dir / "done.json").stat().st_mtime_ns,
                        "feats": (store.path / "config.json").stat().st_mtime_ns}
         if not fmllr_set_done(out, fingerprint):
             if graph is None:
                 model = GmmHmm.load(stage_dir / "final.mdl")
                 lm = train_phone_bigram(sets[s.train_set], model.tm.phones, s.exp_dir / "gmm" / "lang")
                 graph = stage_graph(model, lm, stage_dir / "graph")
+                si_model = GmmHmm.load(s.exp_dir / "gmm" / "tri2" / "final.mdl")
+                first_pass = (si_model, stage_graph(si_model, lm, s.exp_dir / "gmm" / "tri2" / "graph"))
             d = read_data_dir(sets[name])
             static = {u: store.load(u) for u in d.utts if u in store}
-            write_fmllr_set(stage_dir, static, d.utt2spk, graph, out, fingerprint, model=model)
+            write_fmllr_set(stage_dir, static, d.utt2spk, graph, out, fingerprint, model=model,
+                            first_pass=first_pass)
         else:
             log.info("fMLLR features of %s are up to date, reusing them", name)
         scps[name] = out / "feats.scp"
