@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import torch
 
+from asr.nn.recurrence_grads import ligru_gate_grads, recurrent_weight_grad
+
 from asr.errors import AsrError
 from asr.nn import ligru_cpp, ligru_triton
 from asr.nn.padding import direction_rows, lengths_to_mask, merge_directions, split_directions
@@ -73,22 +75,10 @@ class LiGRURecurrenceTorch(torch.autograd.Function):
         zero = hs.new_zeros(num_dirs, batch, hidden)
         for t in range(num_steps - 1, -1, -1):
             dh_new = (dh + grad_hs[t]) * keep[t]
-            h_prev = hs[t - 1] if t > 0 else zero
-            z, c = zs[t], cs[t]
-            c_drop = c if drop is None else c * drop
-            dz = dh_new * (h_prev - c_drop)
-            dc = dh_new * (1 - z)
-            if drop is not None:
-                dc = dc * drop
-            grad_a[t, ..., :hidden] = dz * z * (1 - z)
-            grad_a[t, ..., hidden:] = dc * (c > 0)
-            dh = torch.baddbmm(dh_new * z, grad_a[t], u_t)
+            ligru_gate_grads(dh_new, hs[t - 1] if t > 0 else zero, zs[t], cs[t], drop, grad_a[t])
+            dh = torch.baddbmm(dh_new * zs[t], grad_a[t], u_t)
         # dU = sum_t h_{t-1}^T dg_t, as one matmul over all frames.
-        h_prev_all = torch.cat([zero[None], hs[:-1]])  # [T, D, B, H]
-        lhs = h_prev_all.permute(1, 3, 0, 2).reshape(num_dirs, hidden, num_steps * batch)
-        rhs = grad_a.permute(1, 0, 2, 3).reshape(num_dirs, num_steps * batch, 2 * hidden)
-        grad_u = torch.bmm(lhs, rhs)
-        return grad_a, grad_u, None, None
+        return grad_a, recurrent_weight_grad(hs, grad_a), None, None
 
 
 def select_backend(backend: str, a: torch.Tensor) -> str:

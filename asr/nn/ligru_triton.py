@@ -21,6 +21,8 @@ import contextlib
 
 import torch
 
+from asr.nn.recurrence_grads import recurrent_weight_grad
+
 try:
     import triton
     import triton.language as tl
@@ -146,10 +148,5 @@ class LiGRURecurrenceTriton(torch.autograd.Function):
                                            numel, batch, hidden, HAS_DROP=drop is not None, BLOCK=BLOCK)
                 if t > 0:
                     dh.baddbmm_(grad_act[t], u_t)
-            # dU = sum_t h_{t-1}^T dg_t over frames t >= 1 (h_{-1} = 0), one matmul.
-            if num_steps == 1:
-                return grad_act, torch.zeros_like(u), None, None
-            lhs = hs[:-1].permute(1, 3, 0, 2).reshape(num_dirs, hidden, (num_steps - 1) * batch)
-            rhs = grad_act[1:].permute(1, 0, 2, 3).reshape(num_dirs, (num_steps - 1) * batch, 2 * hidden)
-            grad_u = torch.bmm(lhs, rhs)
+            grad_u = recurrent_weight_grad(hs, grad_act)  # one matmul over all frames
         return grad_act, grad_u, None, None

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from asr.nn.recurrence_grads import frames_matmul
+
 
 class MGURecurrenceTorch(torch.autograd.Function):
     """Fused MGU recurrence; see ``mgu_recurrence``."""
@@ -50,17 +52,12 @@ class MGURecurrenceTorch(torch.autograd.Function):
             df = dh_new * (n - h_prev) + d_fh * h_prev
             torch.mul(df, f * (1 - f), out=grad_a[t, ..., :hidden])
             dh = torch.baddbmm(dh_new * (1 - f) + d_fh * f, grad_a[t, ..., :hidden], u_f_t)
-        h_prev_all = torch.cat([zero[None], hs[:-1]])  # [T, D, B, H]
-        fh_prev = fs * h_prev_all
-
-        def frames_matmul(lhs: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
-            # sum over (t, b) of lhs^T rhs: [T, D, B, H] x [T, D, B, H] -> [D, H, H]
-            lhs = lhs.permute(1, 3, 0, 2).reshape(num_dirs, hidden, num_steps * batch)
-            rhs = rhs.permute(1, 0, 2, 3).reshape(num_dirs, num_steps * batch, hidden)
-            return torch.bmm(lhs, rhs)
-
-        grad_u = torch.cat([frames_matmul(h_prev_all, grad_a[..., :hidden]),
-                            frames_matmul(fh_prev, grad_a[..., hidden:])], dim=-1)
+        # Frame 0 (h_{-1} = 0) adds nothing. The candidate's recurrent input is f_t * h_{t-1}.
+        if num_steps == 1:
+            return grad_a, hs.new_zeros(num_dirs, hidden, 2 * hidden), None
+        h_prev, g = hs[:-1], grad_a[1:]
+        grad_u = torch.cat([frames_matmul(h_prev, g[..., :hidden]),
+                            frames_matmul(fs[1:] * h_prev, g[..., hidden:])], dim=-1)
         return grad_a, grad_u, None
 
 

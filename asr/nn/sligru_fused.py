@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from asr.nn.recurrence_grads import ligru_gate_grads, recurrent_weight_grad
+
 LAYER_NORM_EPS = 1e-5  # as F.layer_norm's default, which the reference loop uses
 
 
@@ -57,25 +59,14 @@ class SLiGRURecurrenceTorch(torch.autograd.Function):
         zero = hs.new_zeros(num_dirs, batch, hidden)
         for t in range(num_steps - 1, -1, -1):
             dh_new = (dh + grad_hs[t]) * keep[t]
-            h_prev = hs[t - 1] if t > 0 else zero
-            z, c = zs[t], cs[t]
-            c_drop = c if drop is None else c * drop
-            dz = dh_new * (h_prev - c_drop)
-            dc = dh_new * (1 - z)
-            if drop is not None:
-                dc = dc * drop
-            grad_a[t, ..., :hidden] = dz * z * (1 - z)
-            grad_a[t, ..., hidden:] = dc * (c > 0)
+            ligru_gate_grads(dh_new, hs[t - 1] if t > 0 else zero, zs[t], cs[t], drop, grad_a[t])
             # Layer-norm backward: project out the mean and the normalised direction.
             d_normed = grad_a[t] * weight
             x = normed[t]
             correction = d_normed.mean(-1, keepdim=True) + x * (d_normed * x).mean(-1, keepdim=True)
             torch.mul(d_normed - correction, inv_std[t], out=grad_rec[t])
-            dh = torch.baddbmm(dh_new * z, grad_rec[t], u_t)
-        h_prev_all = torch.cat([zero[None], hs[:-1]])  # [T, D, B, H]
-        lhs = h_prev_all.permute(1, 3, 0, 2).reshape(num_dirs, hidden, num_steps * batch)
-        rhs = grad_rec.permute(1, 0, 2, 3).reshape(num_dirs, num_steps * batch, 2 * hidden)
-        grad_u = torch.bmm(lhs, rhs)
+            dh = torch.baddbmm(dh_new * zs[t], grad_rec[t], u_t)
+        grad_u = recurrent_weight_grad(hs, grad_rec)
         grad_weight = (grad_a * normed).sum(dim=(0, 2))  # [D, 2H]
         grad_bias = grad_a.sum(dim=(0, 2))
         return grad_a, grad_u, grad_weight, grad_bias, None, None
