@@ -10,7 +10,9 @@ import pytest
 from asr.data.espeak import EVENT_PHONEME, EVENT_WORD, Espeak, espeak_paths, get_espeak
 from asr.data.espeak_labels import (
     align_words,
+    _band_db,
     closure_start,
+    find_burst,
     label_synthesis,
     load_phone_map,
     strip_stress,
@@ -115,6 +117,38 @@ def test_closure_start_finds_the_silence() -> None:
     assert closure_start(release, 0, rms, quiet=1.0) == 10 * frame
     assert closure_start(release, 13 * frame, rms, quiet=1.0) == 13 * frame  # bounded
     assert closure_start(5 * frame, 0, rms, quiet=1.0) == 5 * frame  # no silence: none
+
+
+def test_find_burst_on_a_voice_bar() -> None:
+    bar = [15.0, 5, 18, 2, 16]  # periodic voice bar: high-band energy flickers with the pulses
+    assert find_burst(np.array([44.0, 30] + bar + [47, 45, 40]), 58.0) == 7
+    # 34 is loud enough (>= 58 - 25) but less than 12 dB above the bar's mean power (about 24 dB)
+    assert find_burst(np.array([44.0, 30] + bar + [34, 45]), 58.0) == 8
+    assert find_burst(np.array([40.0, 43, 45, 44, 20, 10]), 58.0) == 0  # released at the event
+    assert find_burst(np.array(bar), 58.0) is None
+    assert find_burst(np.array([]), 58.0) is None
+
+
+def test_voiced_closures_end_at_the_burst() -> None:
+    """Each voiced closure found in the signal ends where the high band jumps: the burst."""
+    engine, table = get_espeak(), load_phone_map()
+    engine.set_voice("en-us+m3", 50, 50, 175)
+    text = "A big dog dug a bad hole by the bridge."
+    synth = engine.synthesize(text)
+    rate = synth.sample_rate
+    lab = label_synthesis(synth, text, "en-us+m3", table, lambda w: [], rate, len(synth.audio), 0)
+    high = _band_db(synth.audio, rate)
+    frame = 55  # samples per high-band frame at espeak's rate
+    checked = 0
+    for clo, rel in zip(lab.phones, lab.phones[1:]):
+        if clo.label in ("bcl", "dcl", "gcl") and rel.label in ("b", "d", "g") and clo.end == rel.start:
+            closure = high[clo.start // frame: rel.start // frame]
+            burst = high[rel.start // frame: rel.start // frame + 2]
+            if len(closure) > 2 and closure.min() > -30:  # voiced through (not silence)
+                assert burst.max() >= np.median(closure) + 12, (clo, rel)
+                checked += 1
+    assert checked >= 3
+    assert lab.num_halved == 0
 
 
 def test_missing_library_or_data_names_the_path(tmp_path: Path) -> None:

@@ -6,8 +6,10 @@ closure plus a release (``tcl t``): the release is the espeak phoneme's own span
 its event, which espeak emits at the burst) and the closure is the silence just before
 it, which espeak produces as a pre-pause after the word event (word-initial stops) or at
 the end of the phone before (see :func:`closure_start`). Where there is no such silence
-(voiced stops voice through their closure inside their own span), the stop's own span is
-halved into closure and release. Pauses at the ends of the utterance become ``h#``,
+(voiced stops voice through their closure inside their own span), the closure runs from
+the event to the burst found in the signal (:func:`find_burst`); a stop released at its
+event (after a nasal, which holds the closure) gets no closure, and one with no burst
+found has its span halved (counted in ``Labelled.num_halved``). Pauses at the ends of the utterance become ``h#``,
 inner ones ``pau``. A phone belongs to the word whose word event came last before it,
 as espeak orders its events; words espeak speaks as one are split by :func:`align_words`.
 """
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
+from scipy.signal import butter, sosfilt
 
 from asr.data.espeak import EVENT_PHONEME, EVENT_WORD, Synthesis
 from asr.data.phones import PhoneSegment
@@ -32,6 +35,10 @@ _WORD = re.compile(r"[A-Za-z0-9']+")
 _CLOSURE_FRAME = 55  # samples at 22050 Hz (2.5 ms) for the silence scan
 _QUIET_FRACTION = 0.02  # a frame is silent below 2% (-34 dB) of the loud frames' RMS
 _MIN_CLOSURE = 0.010  # seconds: shorter silences are not a closure
+_BURST_BAND_HZ = 2500.0  # a release burst shows as energy above this; a voice bar has little
+_BURST_RISE_DB = 12.0  # the burst rises this far above the voice bar's mean power
+_BURST_LOUD_DB = 25.0  # and is at most this far below the utterance's loud frames
+_RELEASED_FRAMES = 4  # 10 ms of loud frames at a voiced stop's event: released there
 
 
 def load_phone_map() -> dict[str, tuple[str, ...]]:
@@ -68,6 +75,7 @@ class Labelled:
     words: list[PhoneSegment]
     num_dropped: int  # zero-length phones dropped (events at the same sample)
     num_unaligned_words: int  # words of the text that got no phones (left out of ``words``)
+    num_halved: int = 0  # voiced stops with no silence and no burst found: span halved
 
 
 def _tokens(text: str) -> list[tuple[int, str]]:
@@ -190,13 +198,66 @@ def _collect_phones(
     return phones, words
 
 
+def _band_db(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Energy above :data:`_BURST_BAND_HZ` of consecutive :data:`_CLOSURE_FRAME`-sample frames, dB."""
+    sos = butter(4, _BURST_BAND_HZ, "highpass", fs=rate, output="sos")
+    high = sosfilt(sos, audio.astype(np.float64))
+    n = len(high) // _CLOSURE_FRAME
+    power = (high[: n * _CLOSURE_FRAME].reshape(n, _CLOSURE_FRAME) ** 2).mean(axis=1)
+    return 10.0 * np.log10(power + 1e-6)
+
+
+def find_burst(high_db: np.ndarray, loud_db: float) -> int | None:
+    """Frame of the release burst in a voiced stop's span, or None if there is none.
+
+    A voiced stop that is not preceded by silence voices through its closure: a voice bar,
+    with little energy at high frequencies ("bar" frames: more than :data:`_BURST_LOUD_DB`
+    below the utterance's loud frames). The burst is the first frame after the bar whose
+    high-band energy is back within :data:`_BURST_LOUD_DB` of the loud frames and
+    :data:`_BURST_RISE_DB` above the bar's mean power. A span whose first
+    :data:`_RELEASED_FRAMES` frames are all loud was released at its event (after a nasal,
+    which holds the closure, or an affricate straight out of a vowel): the burst is frame 0.
+
+    Args:
+        high_db: high-band energy (dB) of the frames of the span, from the stop's event,
+            trailing silence removed.
+        loud_db: high-band energy (dB) of the utterance's loud frames (90th percentile).
+
+    >>> find_burst(np.array([40.0, 20, 10, 15, 12, 45, 44]), 55.0)  # tail, bar, burst
+    5
+    >>> find_burst(np.array([42.0, 44, 45, 43, 40, 20]), 55.0)  # released at the event
+    0
+    >>> find_burst(np.array([20.0, 18, 22, 25]), 55.0) is None  # bar only
+    True
+    """
+    threshold = loud_db - _BURST_LOUD_DB
+    bar = np.flatnonzero(high_db < threshold)
+    if len(bar) == 0 or bar[0] >= _RELEASED_FRAMES:
+        return 0 if len(high_db) else None
+    power = 0.0
+    count = 0
+    for j in range(int(bar[0]), len(high_db)):
+        if count and high_db[j] >= threshold and high_db[j] >= 10.0 * np.log10(power / count) + _BURST_RISE_DB:
+            return j
+        if high_db[j] < threshold:
+            power += 10.0 ** (high_db[j] / 10.0)
+            count += 1
+    return None
+
+
 def _place_closures(
     phones: list[_Phone], words: list[tuple[int | None, str]], audio: np.ndarray, rate: int
-) -> None:
-    """Set ``closure`` of each closure + release phone (see the module docstring)."""
+) -> int:
+    """Set ``closure`` of each closure + release phone (see the module docstring).
+
+    Returns:
+        How many stops had neither a silence before the event nor a burst in their span;
+        their span is halved into closure and release.
+    """
     rms = _frame_rms(audio)
     quiet = _QUIET_FRACTION * float(np.percentile(rms, 90)) if len(rms) else 0.0
     min_closure = int(_MIN_CLOSURE * rate)
+    voiced: list[_Phone] = []
     for i, ph in enumerate(phones):
         if len(ph.labels) != 2 or ph.end <= ph.start:
             continue
@@ -211,14 +272,29 @@ def _place_closures(
             # Leave at least half of the previous phone to it.
             start = closure_start(ph.start, prev_start + (ph.start - prev_start) // 2, rms, quiet)
         if ph.start - start < min_closure:
-            # No silence before the burst (voiced stops voice through the closure inside
-            # their own span): split the span into closure and release halves.
-            ph.closure = ph.start
-            ph.start = ph.start + (ph.end - ph.start) // 2
+            voiced.append(ph)  # voices through its closure: placed below, once spans are final
             continue
         ph.closure = start
         if prev is not None:
             prev.end = start
+    if not voiced:
+        return 0
+    high = _band_db(audio, rate)
+    loud = float(np.percentile(high, 90)) if len(high) else 0.0
+    halved = 0
+    for ph in voiced:
+        first, last = ph.start // _CLOSURE_FRAME, ph.end // _CLOSURE_FRAME
+        while last > first and rms[last - 1] < quiet:
+            last -= 1  # the silence before a following pause is not the stop's
+        burst = find_burst(high[first:last], loud)
+        if burst is None:
+            halved += 1
+            release = ph.start + (ph.end - ph.start) // 2
+        else:
+            release = max(ph.start, (first + burst) * _CLOSURE_FRAME)
+        if release > ph.start:
+            ph.closure, ph.start = ph.start, release
+    return halved
 
 
 def _to_output(pos: int, ratio: float, offset: int) -> int:
@@ -256,7 +332,7 @@ def label_synthesis(
         AsrError: a phoneme missing from the mapping, naming it, the sentence and the voice.
     """
     phones, words = _collect_phones(synth, phone_map, text, voice, citation)
-    _place_closures(phones, words, synth.audio, synth.sample_rate)
+    halved = _place_closures(phones, words, synth.audio, synth.sample_rate)
     ratio = out_rate / synth.sample_rate
     # (start, end, label, word) in output samples, before trimming the silent ends.
     raw: list[tuple[int, int, str, int | None]] = []
@@ -288,4 +364,4 @@ def label_synthesis(
         mine = [s for s in segs if s[3] == w]
         if mine and label:
             word_segs.append(PhoneSegment(mine[0][0], mine[-1][1], label))
-    return Labelled(phone_segs, word_segs, dropped, len(words) - len(word_segs))
+    return Labelled(phone_segs, word_segs, dropped, len(words) - len(word_segs), halved)

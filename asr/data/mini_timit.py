@@ -59,7 +59,7 @@ from asr.errors import AsrError
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
-FORMAT_VERSION = 1  # bump when the bytes written for a given size and seed change
+FORMAT_VERSION = 2  # bump when the bytes written for a given size and seed change
 MARKER = ".mini_timit.json"
 SPLITS = ("train", "dev", "test")
 _LIST_LEN = 10  # Harvard sentences come in lists of ten
@@ -190,7 +190,7 @@ def _synthesise_speaker(job: _Job, out_dir: Path) -> dict:
 
     folder = out_dir / ("TRAIN" if job.split == "train" else "TEST") / job.speaker.region / job.speaker.id
     folder.mkdir(parents=True, exist_ok=True)
-    seconds, dropped, unaligned, clipped, lexicon = 0.0, 0, 0, 0, set()
+    seconds, dropped, unaligned, clipped, halved, lexicon = 0.0, 0, 0, 0, 0, set()
     for index, text in job.sentences:
         rng = np.random.default_rng([job.seed, zlib.crc32(job.speaker.id.encode()), index])
         synth = engine.synthesize(text, seed=int(rng.integers(1, 2**31 - 1)))
@@ -210,8 +210,10 @@ def _synthesise_speaker(job: _Job, out_dir: Path) -> dict:
         seconds += len(audio) / SAMPLE_RATE
         dropped += labelled.num_dropped
         unaligned += labelled.num_unaligned_words
+        halved += labelled.num_halved
     return {"split": job.split, "speaker": job.speaker.id, "utterances": len(job.sentences),
             "seconds": seconds, "dropped": dropped, "unaligned": unaligned, "clipped": clipped,
+            "halved": halved,
             "lexicon": sorted(lexicon)}
 
 
@@ -297,6 +299,8 @@ def synthesize_mini_timit(out_dir: Path, size: str = "small", seed: int = 0, num
         Summary: ``size``, ``seed``, ``splits`` (per split ``speakers``, ``utterances``,
         ``seconds`` of audio), ``seconds_taken`` (wall time), ``dropped_zero_length_phones``,
         ``words_without_phones`` (words with no ``.WRD`` line), ``clipped_samples``,
+        ``stops_without_burst`` (voiced stops split at half their span, see
+        :mod:`asr.data.espeak_labels`),
         ``reused`` (True when an existing corpus was kept).
 
     Raises:
@@ -339,8 +343,9 @@ def synthesize_mini_timit(out_dir: Path, size: str = "small", seed: int = 0, num
         raise
     log.info(
         "mini-TIMIT: dropped %d zero-length espeak phones; %d words got no phones (no .WRD line); "
-        "%d samples clipped", summary["dropped_zero_length_phones"], summary["words_without_phones"],
-        summary["clipped_samples"],
+        "%d samples clipped; %d voiced stops with no burst found (span halved)",
+        summary["dropped_zero_length_phones"], summary["words_without_phones"],
+        summary["clipped_samples"], summary["stops_without_burst"],
     )
     return dict(summary, reused=False, seconds_taken=time.perf_counter() - start)
 
@@ -355,7 +360,8 @@ def _summarise(size: str, seed: int, results: list[dict]) -> dict:
     return {"size": size, "seed": seed, "splits": splits,
             "dropped_zero_length_phones": sum(r["dropped"] for r in results),
             "words_without_phones": sum(r["unaligned"] for r in results),
-            "clipped_samples": sum(r["clipped"] for r in results)}
+            "clipped_samples": sum(r["clipped"] for r in results),
+            "stops_without_burst": sum(r["halved"] for r in results)}
 
 
 def _write_lexicon(path: Path, results: list[dict]) -> None:
