@@ -10,6 +10,7 @@ again.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -114,16 +115,34 @@ def adapt_fmllr(model: GmmHmm, feats: Mapping[str, np.ndarray], utt2spk: Mapping
                 kept += 1
                 w = torch.eye(model.gmm.dim, model.gmm.dim + 1, dtype=torch.float64)
             else:
-                w, _ = estimate_fmllr(stats, num_iters=num_iters)
+                w = _speaker_fmllr(stats, num_iters, spk)
+                kept += w is None
+                if w is None:
+                    w = torch.eye(model.gmm.dim, model.gmm.dim + 1, dtype=torch.float64)
             for u in utts:
                 adapted[u] = apply_fmllr(w, torch.from_numpy(np.asarray(feats[u], dtype=np.float32))).numpy()
             if transforms is not None:
                 transforms[spk] = w.numpy()
         current = adapted
     if kept:
-        log.warning("fMLLR: %d of %d test speaker(s) had fewer than %.0f aligned frames; not adapted",
+        log.warning("fMLLR: %d of %d test speaker(s) had fewer than %.0f aligned frames or a failed "
+                    "estimate; not adapted",
                     kept, len(by_spk), min_count)
     return current
+
+
+def _speaker_fmllr(stats: FmllrStats, num_iters: int, spk: str) -> torch.Tensor | None:
+    """fMLLR of one test speaker, or None (logged) when the estimate fails or is a reflection."""
+    try:
+        w, auxf = estimate_fmllr(stats, num_iters=num_iters)
+    except AsrError as e:
+        log.warning("fMLLR for test speaker %s failed (%s); not adapted", spk, e)
+        return None
+    if not bool(torch.isfinite(w).all()) or not math.isfinite(auxf[-1]):
+        log.warning("fMLLR for test speaker %s is not finite or has a non-positive determinant; "
+                    "not adapted", spk)
+        return None
+    return w
 
 
 def _first_pass_pdfs(model: GmmHmm, si_model: GmmHmm, si_graph, feats: Mapping[str, np.ndarray],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import torch
 
@@ -11,7 +12,7 @@ from asr.errors import AsrError
 from asr.hmm.fmllr import FmllrStats, accumulate_fmllr, apply_fmllr, compose_fmllr, estimate_fmllr
 from asr.hmm.model import GmmHmm
 from asr.hmm.topology import TransitionModel
-from asr.hmm.trainer import AlignResult, Alignments, GmmTrainOptions, frame_pdfs, train_gmm_hmm
+from asr.hmm.trainer import AlignResult, Alignments, GmmTrainOptions, align_set, frame_pdfs, train_gmm_hmm
 from asr.hmm.training_set import TrainingSet
 from asr.hmm.tree import TreeOptions
 from asr.hmm.triphone import build_triphone_model
@@ -56,6 +57,11 @@ def update_speaker_fmllr(model: GmmHmm, data: TrainingSet, ali: Alignments,
                 log.warning("fMLLR for speaker %s failed (%s); keeping its previous transform", spk, e)
             if w is not None and not bool(torch.isfinite(w).all()):
                 log.warning("fMLLR for speaker %s is not finite; keeping its previous transform", spk)
+                w = None
+            elif w is not None and not math.isfinite(auxf[-1]):
+                # The row updates maximise log|det A| and can end on a reflection (det A < 0).
+                log.warning("fMLLR for speaker %s has a non-positive determinant; keeping its "
+                            "previous transform", spk)
                 w = None
         if w is None:
             skipped += 1
@@ -114,4 +120,11 @@ def train_sat(tm: TransitionModel, data_si: TrainingSet, ali: Alignments, prev: 
         return model, data
 
     model, result, history = train_gmm_hmm(model, data, opts, ali=ali, stage="tri3", hook=update)
+    # The last transforms date from the last fMLLR iteration; as Kaldi's align_fmllr.sh,
+    # re-estimate them with the final model and align once more with them.
+    adapted = apply_speaker_transforms(data_si, state["transforms"])
+    state["transforms"], adapted, gain = update_speaker_fmllr(model, adapted, result.positions,
+                                                             state["transforms"])
+    log.info("tri3 final: fMLLR auxiliary gain %.4f per frame", gain)
+    result = align_set(model, adapted, opts.batch_size)
     return model, result, history, state["transforms"]
