@@ -83,9 +83,11 @@ def test_pipeline_outputs_resume_and_accuracy(mini_timit_dirs, tiny_features, tm
     flat_acc, _ = phone_frame_accuracy(flat, phn)
     acc = {s: phone_frame_accuracy(read_frame_phones(tmp_path / s), phn)[0] for s in results}
     print("frame accuracy on tiny:", acc, "flat start:", flat_acc)
-    assert acc["mono"] >= 0.80, (acc, flat_acc)
+    # Issue 4 asks mono >= 80 %; tiny measures 88.2 (mono) and 88.5 % (tri3). The small-corpus
+    # figures (90 % asked of tri3) are printed by scripts/bench_align.py.
+    assert acc["mono"] >= 0.85, (acc, flat_acc)
+    assert acc["tri3"] >= 0.85, (acc, flat_acc)
     assert acc["mono"] > flat_acc + 0.05, (acc, flat_acc)
-    assert acc["tri3"] > flat_acc + 0.05, (acc, flat_acc)
 
     # The dev set aligned with tri3 (first pass tri2, then per-speaker fMLLR).
     dev_cfg = FeatureConfig(kind="mfcc", dither=0.0, cmvn="speaker_mean", deltas=0)
