@@ -10,7 +10,6 @@ again.
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -134,15 +133,10 @@ def adapt_fmllr(model: GmmHmm, feats: Mapping[str, np.ndarray], utt2spk: Mapping
 def _speaker_fmllr(stats: FmllrStats, num_iters: int, spk: str) -> torch.Tensor | None:
     """fMLLR of one test speaker, or None (logged) when the estimate fails or is a reflection."""
     try:
-        w, auxf = estimate_fmllr(stats, num_iters=num_iters)
+        return estimate_fmllr(stats, num_iters=num_iters)[0]
     except AsrError as e:
         log.warning("fMLLR for test speaker %s failed (%s); not adapted", spk, e)
         return None
-    if not bool(torch.isfinite(w).all()) or not math.isfinite(auxf[-1]):
-        log.warning("fMLLR for test speaker %s is not finite or has a non-positive determinant; "
-                    "not adapted", spk)
-        return None
-    return w
 
 
 def _first_pass_pdfs(model: GmmHmm, si_model: GmmHmm, si_graph, feats: Mapping[str, np.ndarray],

@@ -89,6 +89,10 @@ def estimate_fmllr(stats: FmllrStats, w_init: torch.Tensor | None = None, num_it
 
     Returns:
         (W [D, D+1] float64, Q after each sweep, first entry Q of ``w_init``).
+
+    Raises:
+        AsrError: singular statistics, or an estimate that is not finite or ends on a
+            reflection (det A <= 0).
     """
     d = stats.k.shape[0]
     w = torch.eye(d, d + 1, dtype=torch.float64) if w_init is None else w_init.to(torch.float64).clone()
@@ -121,6 +125,9 @@ def estimate_fmllr(stats: FmllrStats, w_init: torch.Tensor | None = None, num_it
             v = (w[i, :-1] - old_row) @ a_inv
             a_inv = a_inv - torch.outer(a_inv[:, i], v) / (1.0 + float(v[i]))
         auxf.append(fmllr_auxf(w, stats))
+    if not bool(torch.isfinite(w).all()) or not math.isfinite(auxf[-1]):
+        # The row updates maximise log|det A| and can end on a reflection (det A < 0).
+        raise AsrError("fMLLR estimate is not finite or has a non-positive determinant")
     return w, auxf
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 
 import torch
 
@@ -55,14 +54,6 @@ def update_speaker_fmllr(model: GmmHmm, data: TrainingSet, ali: Alignments,
                 w, auxf = estimate_fmllr(stats, num_iters=num_iters)
             except AsrError as e:  # one bad speaker must not stop training
                 log.warning("fMLLR for speaker %s failed (%s); keeping its previous transform", spk, e)
-            if w is not None and not bool(torch.isfinite(w).all()):
-                log.warning("fMLLR for speaker %s is not finite; keeping its previous transform", spk)
-                w = None
-            elif w is not None and not math.isfinite(auxf[-1]):
-                # The row updates maximise log|det A| and can end on a reflection (det A < 0).
-                log.warning("fMLLR for speaker %s has a non-positive determinant; keeping its "
-                            "previous transform", spk)
-                w = None
         if w is None:
             skipped += 1
             transforms.setdefault(spk, torch.eye(d, d + 1, dtype=torch.float64))
@@ -110,21 +101,18 @@ def train_sat(tm: TransitionModel, data_si: TrainingSet, ali: Alignments, prev: 
     transforms, data, gain = update_speaker_fmllr(prev, data_si, ali)
     log.info("tri3: initial fMLLR from the SI model, auxiliary gain %.4f per frame", gain)
     model = build_triphone_model(tm, data, ali, tree_opts)
-    state = {"transforms": transforms}
+    state = {"transforms": transforms, "data": data}
 
     def update(it: int, model: GmmHmm, data: TrainingSet, ali: Alignments) -> tuple[GmmHmm, TrainingSet]:
         if it not in fmllr_iters:
             return model, data
-        state["transforms"], data, gain = update_speaker_fmllr(model, data, ali, state["transforms"])
+        state["transforms"], state["data"], gain = update_speaker_fmllr(model, data, ali, state["transforms"])
         log.info("tri3 iter %d: fMLLR auxiliary gain %.4f per frame", it, gain)
-        return model, data
+        return model, state["data"]
 
     model, result, history = train_gmm_hmm(model, data, opts, ali=ali, stage="tri3", hook=update)
     # The last transforms date from the last fMLLR iteration; as Kaldi's align_fmllr.sh,
     # re-estimate them with the final model and align once more with them.
-    adapted = apply_speaker_transforms(data_si, state["transforms"])
-    state["transforms"], adapted, gain = update_speaker_fmllr(model, adapted, result.positions,
-                                                             state["transforms"])
+    transforms, adapted, gain = update_speaker_fmllr(model, state["data"], result.positions, state["transforms"])
     log.info("tri3 final: fMLLR auxiliary gain %.4f per frame", gain)
-    result = align_set(model, adapted, opts.batch_size)
-    return model, result, history, state["transforms"]
+    return model, align_set(model, adapted, opts.batch_size), history, transforms

@@ -27,11 +27,10 @@ from __future__ import annotations
 
 import torch
 
-from asr.nn.recurrence_grads import ligru_gate_grads, recurrent_weight_grad
-
 from asr.errors import AsrError
 from asr.nn import ligru_cpp, ligru_triton
 from asr.nn.padding import direction_rows, lengths_to_mask, merge_directions, split_directions
+from asr.nn.recurrence_grads import ligru_gate_grads, recurrent_weight_grad
 
 BACKENDS = ("auto", "cpp", "torch", "triton")
 
