@@ -57,3 +57,19 @@ def test_too_few_frames_returns_initial():
     w, auxf = estimate_fmllr(stats, min_count=10)
     torch.testing.assert_close(w, torch.eye(3, 4, dtype=torch.float64))
     assert len(auxf) == 1
+
+
+def test_frame_weights_scale_the_statistics():
+    """Weight 0 drops a frame, weight 2 counts it twice (Kaldi's silence weighting)."""
+    gmm, pdfs, x, _, _ = _model_and_data(gauss_per_pdf=2, frames=600, seed=2)
+    weights = torch.ones(600, dtype=torch.float64)
+    weights[:200] = 0.0
+    weights[200:300] = 2.0
+    weighted = FmllrStats.zeros(x.shape[1])
+    accumulate_fmllr(gmm, x, pdfs, weighted, chunk=128, weights=weights)
+    rows = torch.cat([torch.arange(200, 600), torch.arange(200, 300)])
+    copied = FmllrStats.zeros(x.shape[1])
+    accumulate_fmllr(gmm, x[rows], pdfs[rows], copied)
+    assert abs(weighted.beta - 500.0) < 1e-4
+    torch.testing.assert_close(weighted.k, copied.k)
+    torch.testing.assert_close(weighted.g, copied.g)

@@ -89,3 +89,32 @@ def test_triphone_model_beats_monophone_likelihood(tmp_path):
     loaded = GmmHmm.load(tmp_path / "tri.mdl")
     np.testing.assert_array_equal(loaded.chain(data.phone_ids[0]).pdfs, model.chain(data.phone_ids[0]).pdfs)
     assert tri.gmm.num_gauss == 40
+
+
+def test_phone_pdfs_are_the_leaves_of_each_phone():
+    tm, data, ali = _context_data()
+    stats = accumulate_tree_stats(tm, data, ali)
+    tree = build_tree(stats, cluster_phones(stats, tm.num_states), tm,
+                      TreeOptions(max_leaves=tm.num_hmm_states + len(PHONES), min_count=20))
+    for p in range(len(PHONES)):
+        pdfs = tree.phone_pdfs(tm, p)
+        assert len(pdfs) > tm.num_states[p]  # state 2 depends on whether a vowel follows
+        assert {tree.lookup(a, p, b, s) for a in (0, 5, 8) for b in (0, 6, 8)
+                for s in range(3)} == set(pdfs.tolist())
+    # Every pdf belongs to exactly one phone.
+    owners = np.concatenate([tree.phone_pdfs(tm, p) for p in range(len(PHONES))])
+    assert sorted(owners.tolist()) == list(range(tree.num_pdfs))
+
+
+def test_frame_pdfs_can_leave_out_phones():
+    from asr.hmm.trainer import frame_pdfs
+
+    tm, data, ali = _context_data(num_utts=10)
+    model = build_triphone_model(tm, data, ali, TreeOptions(max_leaves=30, min_count=20))
+    every = frame_pdfs(model, data, ali).numpy()
+    speech = frame_pdfs(model, data, ali, exclude_phones=[PHONES.index("s")]).numpy()
+    assert (every >= 0).all()
+    s_pdfs = model.pdf_map.phone_pdfs(model.tm, PHONES.index("s"))
+    is_s = np.isin(every, s_pdfs)
+    assert is_s.any() and (speech[is_s] == -1).all()
+    np.testing.assert_array_equal(speech[~is_s], every[~is_s])

@@ -21,6 +21,7 @@ import torch
 
 from asr.decode.gmm_decode import DecodeOptions, decode_gmm, decode_loglikes
 from asr.decode.gmm_model import gmm_log_likelihoods
+from asr.data.phones import SILENCE_48
 from asr.errors import AsrError
 from asr.features.deltas import add_deltas
 from asr.features.splice import splice_frames
@@ -63,7 +64,9 @@ def stage_features(stage: str, stage_dir: str | os.PathLike, static: Mapping[str
 def adapt_fmllr(model: GmmHmm, feats: Mapping[str, np.ndarray], utt2spk: Mapping[str, str], graph,
                 opts: DecodeOptions, num_passes: int = 2, num_iters: int = 10, min_count: float = 100.0,
                 transforms: dict[str, np.ndarray] | None = None,
-                first_pass: tuple[GmmHmm, Any] | None = None) -> dict[str, np.ndarray]:
+                first_pass: tuple[GmmHmm, Any] | None = None,
+                silence_phones: tuple[str, ...] = (SILENCE_48,), silence_weight: float = 0.01
+                ) -> dict[str, np.ndarray]:
     """Per-speaker fMLLR estimated from decoding passes; returns the adapted frames.
 
     Pass 1 decodes the speaker-independent frames; each further pass decodes the frames
@@ -85,6 +88,9 @@ def adapt_fmllr(model: GmmHmm, feats: Mapping[str, np.ndarray], utt2spk: Mapping
             which Kaldi's ``final.alimdl`` stands for: it decodes pass 1, and its phones
             are force-aligned with ``model`` for the statistics. The SAT model itself
             decodes unadapted frames poorly (24.7 % PER against tri2's 15.2 % on small's dev).
+        silence_phones, silence_weight: frames of pdfs of these phones count with this
+            weight in the statistics (Kaldi's ``decode_fmllr.sh``: 0.01; training leaves
+            silence out, so the transform fits speech).
 
     Returns:
         utt -> [T, D] float32 adapted frames.
@@ -93,6 +99,9 @@ def adapt_fmllr(model: GmmHmm, feats: Mapping[str, np.ndarray], utt2spk: Mapping
     for u in sorted(feats):
         by_spk.setdefault(utt2spk.get(u, u), []).append(u)
     current = {u: np.asarray(x, dtype=np.float32) for u, x in feats.items()}
+    sil_pdfs = np.unique(np.concatenate(
+        [model.pdf_map.phone_pdfs(model.tm, model.tm.phone_id[p]) for p in silence_phones
+         if p in model.tm.phone_id] or [np.zeros(0, dtype=np.int64)]))
     for pass_index in range(max(1, num_passes)):
         kept = 0
         adapted: dict[str, np.ndarray] = {}
@@ -108,8 +117,10 @@ def adapt_fmllr(model: GmmHmm, feats: Mapping[str, np.ndarray], utt2spk: Mapping
                         frame_pdfs[u] = path.pdfs
             for u, pdfs in frame_pdfs.items():
                 if len(pdfs) == len(feats[u]):
+                    weights = np.where(np.isin(pdfs, sil_pdfs), silence_weight, 1.0)
                     accumulate_fmllr(model.gmm, torch.from_numpy(np.asarray(feats[u], dtype=np.float32)),
-                                     torch.from_numpy(np.asarray(pdfs)), stats)
+                                     torch.from_numpy(np.asarray(pdfs)), stats,
+                                     weights=torch.from_numpy(weights))
             if stats.beta < min_count:
                 kept += 1
                 w = torch.eye(model.gmm.dim, model.gmm.dim + 1, dtype=torch.float64)

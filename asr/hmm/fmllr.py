@@ -48,9 +48,10 @@ class FmllrStats:
 
 
 def accumulate_fmllr(gmm: DiagGmmSet, x: torch.Tensor, pdfs: torch.Tensor, stats: FmllrStats,
-                     chunk: int = 2000) -> None:
+                     chunk: int = 2000, weights: torch.Tensor | None = None) -> None:
     """Add frames ``x`` [T, D] aligned to ``pdfs`` [T] to ``stats`` (Gaussian posteriors
-    within each frame's pdf, computed on ``x`` itself)."""
+    within each frame's pdf, computed on ``x`` itself), each frame scaled by ``weights`` [T]
+    if given (e.g. Kaldi's silence weight)."""
     for s in range(0, x.shape[0], chunk):
         xs, ps = x[s: s + chunk], pdfs[s: s + chunk]
         idx, lg = gmm.frame_gauss_log_likelihoods(xs, ps)  # [T, K]
@@ -58,6 +59,8 @@ def accumulate_fmllr(gmm: DiagGmmSet, x: torch.Tensor, pdfs: torch.Tensor, stats
         real = idx < gmm.num_gauss
         gi = idx.clamp_max(gmm.num_gauss - 1)
         post = post * real
+        if weights is not None:
+            post = post * weights[s: s + chunk, None].to(torch.float64)
         inv_var = gmm.inv_variances[gi]  # [T, K, D]
         w = torch.einsum("tk,tkd->td", post, inv_var)  # sum_g gamma / var   [T, D]
         m = torch.einsum("tk,tkd->td", post, gmm.means[gi] * inv_var)  # sum_g gamma mu / var

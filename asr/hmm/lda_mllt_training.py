@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -37,7 +38,7 @@ def transform_set(static: TrainingSet, transform: torch.Tensor, context: int) ->
 
 def train_lda_mllt(tm: TransitionModel, static: TrainingSet, ali: Alignments, prev: GmmHmm,
                    tree_opts: TreeOptions, opts: GmmTrainOptions, lda_dim: int = 40, context: int = 3,
-                   mllt_iters: tuple[int, ...] = MLLT_ITERS
+                   mllt_iters: tuple[int, ...] = MLLT_ITERS, silence_phones: Sequence[int] = ()
                    ) -> tuple[GmmHmm, AlignResult, list[dict], torch.Tensor]:
     """Estimate LDA on the pdf classes of ``prev``'s alignment, then train triphones while
     re-estimating MLLT on ``mllt_iters``.
@@ -51,13 +52,16 @@ def train_lda_mllt(tm: TransitionModel, static: TrainingSet, ali: Alignments, pr
         lda_dim: output dimension.
         context: splicing on each side, frames.
         mllt_iters: iterations that update MLLT.
+        silence_phones: phone ids whose frames are left out of the LDA and MLLT statistics
+            (as Kaldi's ``train_lda_mllt.sh``: silence would otherwise take a share of the
+            discriminative directions and of the MLLT fit).
 
     Returns:
         (model, final alignment, per-iteration logs, final transform [lda_dim, F + 1]
         mapping spliced static frames to the model's features).
     """
     spliced = splice_set(static, context)
-    lda = estimate_lda(spliced, frame_pdfs(prev, static, ali), lda_dim)
+    lda = estimate_lda(spliced, frame_pdfs(prev, static, ali, silence_phones), lda_dim)
     data = static.with_feats(apply_affine(lda, spliced))
     del spliced
     model = build_triphone_model(tm, data, ali, tree_opts)
@@ -66,7 +70,7 @@ def train_lda_mllt(tm: TransitionModel, static: TrainingSet, ali: Alignments, pr
     def update_mllt(it: int, model: GmmHmm, data: TrainingSet, ali: Alignments) -> tuple[GmmHmm, TrainingSet]:
         if it not in mllt_iters:
             return model, data
-        pdfs = frame_pdfs(model, data, ali)
+        pdfs = frame_pdfs(model, data, ali, silence_phones)
         sel = torch.nonzero(pdfs >= 0).flatten()
         g, beta = accumulate_mllt(model.gmm, data.feats[sel], pdfs[sel])
         t, auxf = estimate_mllt(g, beta)

@@ -24,6 +24,10 @@ class PdfMap(Protocol):
         """[S] pdf id of each state of the chain of ``phone_ids``."""
         ...
 
+    def phone_pdfs(self, tm: TransitionModel, phone: int) -> np.ndarray:
+        """Sorted pdf ids that the states of ``phone`` use, in any context."""
+        ...
+
     def state_dict(self) -> dict: ...
 
 
@@ -37,6 +41,9 @@ class MonophonePdfMap:
 
     def chain_pdfs(self, tm: TransitionModel, phone_ids: np.ndarray) -> np.ndarray:
         return tm.chain(phone_ids)
+
+    def phone_pdfs(self, tm: TransitionModel, phone: int) -> np.ndarray:
+        return tm.state_offset[phone] + np.arange(tm.num_states[phone])
 
     def state_dict(self) -> dict:
         return {"kind": self.kind, "num_pdfs": self.num_pdfs}

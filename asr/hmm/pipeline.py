@@ -176,6 +176,8 @@ def train_gmm_pipeline(train_dir: str | os.PathLike, feats: Any, out_dir: str | 
     if not d.phones:
         raise AsrError(f"{train_dir}: no phone transcripts (text.phn) to align to")
     tm = TransitionModel.create(list(phones), cfg.num_states, cfg.silence_phones, cfg.num_silence_states)
+    # Silence frames are left out of LDA, MLLT and fMLLR statistics, as in Kaldi's scripts.
+    silence_ids = [tm.phone_id[p] for p in cfg.silence_phones if p in tm.phone_id]
     static_np = _load_static(feats, d.utts)
     static = TrainingSet.build(static_np, d.phones, tm, d.utt2spk)
     delta = static.with_feats(torch.cat([torch.from_numpy(add_deltas(static.utt_feats(i).numpy()))
@@ -190,7 +192,7 @@ def train_gmm_pipeline(train_dir: str | os.PathLike, feats: Any, out_dir: str | 
         opts = getattr(cfg, stage)
         tree_opts = getattr(cfg, f"{stage}_tree", None)
         extra = {"lda_dim": cfg.lda_dim, "splice": cfg.splice_context, "mllt_iters": cfg.mllt_iters,
-                 "fmllr_iters": cfg.fmllr_iters} if stage in ("tri2", "tri3") else {}
+                 "fmllr_iters": cfg.fmllr_iters, "silence_weight": 0.0} if stage in ("tri2", "tri3") else {}
         fp = _fingerprint(prev_fp, stage, dataclasses.asdict(opts),
                           dataclasses.asdict(tree_opts) if tree_opts else None, extra, tm.state_dict())
         t0 = time.perf_counter()
@@ -214,11 +216,11 @@ def train_gmm_pipeline(train_dir: str | os.PathLike, feats: Any, out_dir: str | 
             prev_model = model
             model, result, history, transform = train_lda_mllt(
                 stage_tm, static, positions, prev_model, tree_opts, opts, cfg.lda_dim,
-                cfg.splice_context, cfg.mllt_iters)
+                cfg.splice_context, cfg.mllt_iters, silence_ids)
         else:
             si = transform_set(static, transform, cfg.splice_context)
             model, result, history, speaker_transforms = train_sat(
-                stage_tm, si, positions, model, tree_opts, opts, cfg.fmllr_iters)
+                stage_tm, si, positions, model, tree_opts, opts, cfg.fmllr_iters, silence_ids)
         data = delta if stage in ("mono", "tri1") else static
         _write_stage(stage_dir, model, data, result, history)
         if stage in ("tri2", "tri3"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import torch
 
@@ -26,9 +27,11 @@ SpeakerTransforms = dict[str, torch.Tensor]
 
 def update_speaker_fmllr(model: GmmHmm, data: TrainingSet, ali: Alignments,
                          transforms: SpeakerTransforms | None = None, num_iters: int = 10,
-                         min_count: float = 100.0) -> tuple[SpeakerTransforms, TrainingSet, float]:
+                         min_count: float = 100.0, silence_phones: Sequence[int] = ()
+                         ) -> tuple[SpeakerTransforms, TrainingSet, float]:
     """Estimate one fMLLR per speaker on ``data`` (already adapted by ``transforms``) and
-    compose it with them.
+    compose it with them. Frames aligned to ``silence_phones`` give no statistics (Kaldi's
+    ``train_sat.sh``, silence weight 0), so the transform fits the speaker's speech.
 
     Speakers with fewer than ``min_count`` aligned frames, or whose estimate fails
     (singular statistics), keep their transform (identity at first); their count is logged.
@@ -39,7 +42,7 @@ def update_speaker_fmllr(model: GmmHmm, data: TrainingSet, ali: Alignments,
     """
     d = data.dim
     transforms = dict(transforms or {})
-    pdfs = frame_pdfs(model, data, ali)
+    pdfs = frame_pdfs(model, data, ali, silence_phones)
     feats = data.feats.clone()
     gain, frames, skipped = 0.0, 0.0, 0
     for spk, utts in sorted(data.speaker_index().items()):
@@ -81,8 +84,8 @@ def apply_speaker_transforms(data: TrainingSet, transforms: SpeakerTransforms) -
 
 
 def train_sat(tm: TransitionModel, data_si: TrainingSet, ali: Alignments, prev: GmmHmm,
-              tree_opts: TreeOptions, opts: GmmTrainOptions, fmllr_iters: tuple[int, ...] = FMLLR_ITERS
-              ) -> tuple[GmmHmm, AlignResult, list[dict], SpeakerTransforms]:
+              tree_opts: TreeOptions, opts: GmmTrainOptions, fmllr_iters: tuple[int, ...] = FMLLR_ITERS,
+              silence_phones: Sequence[int] = ()) -> tuple[GmmHmm, AlignResult, list[dict], SpeakerTransforms]:
     """SAT: fMLLR from ``prev`` (tri2) and its alignment, a new tree on adapted frames,
     then training with fMLLR re-estimated on ``fmllr_iters``.
 
@@ -93,12 +96,13 @@ def train_sat(tm: TransitionModel, data_si: TrainingSet, ali: Alignments, prev: 
         prev: the speaker-independent model used for the first transforms.
         tree_opts, opts: tree size and iteration schedule.
         fmllr_iters: iterations that re-estimate the transforms.
+        silence_phones: phone ids whose frames give no fMLLR statistics.
 
     Returns:
         (model, final alignment on adapted frames, per-iteration logs, per-speaker transforms
         from ``data_si`` to the model's space).
     """
-    transforms, data, gain = update_speaker_fmllr(prev, data_si, ali)
+    transforms, data, gain = update_speaker_fmllr(prev, data_si, ali, silence_phones=silence_phones)
     log.info("tri3: initial fMLLR from the SI model, auxiliary gain %.4f per frame", gain)
     model = build_triphone_model(tm, data, ali, tree_opts)
     state = {"transforms": transforms, "data": data}
@@ -106,13 +110,15 @@ def train_sat(tm: TransitionModel, data_si: TrainingSet, ali: Alignments, prev: 
     def update(it: int, model: GmmHmm, data: TrainingSet, ali: Alignments) -> tuple[GmmHmm, TrainingSet]:
         if it not in fmllr_iters:
             return model, data
-        state["transforms"], state["data"], gain = update_speaker_fmllr(model, data, ali, state["transforms"])
+        state["transforms"], state["data"], gain = update_speaker_fmllr(
+            model, data, ali, state["transforms"], silence_phones=silence_phones)
         log.info("tri3 iter %d: fMLLR auxiliary gain %.4f per frame", it, gain)
         return model, state["data"]
 
     model, result, history = train_gmm_hmm(model, data, opts, ali=ali, stage="tri3", hook=update)
     # The last transforms date from the last fMLLR iteration; as Kaldi's align_fmllr.sh,
     # re-estimate them with the final model and align once more with them.
-    transforms, adapted, gain = update_speaker_fmllr(model, state["data"], result.positions, state["transforms"])
+    transforms, adapted, gain = update_speaker_fmllr(model, state["data"], result.positions, state["transforms"],
+                                                     silence_phones=silence_phones)
     log.info("tri3 final: fMLLR auxiliary gain %.4f per frame", gain)
     return model, align_set(model, adapted, opts.batch_size), history, transforms

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -123,12 +123,20 @@ def _report_failures(failed: list[str], what: str) -> None:
         log.warning("%s: %d utterance(s) dropped", what, len(failed))
 
 
-def frame_pdfs(model: GmmHmm, data: TrainingSet, ali: Alignments) -> torch.Tensor:
-    """[N] pdf id of every frame of ``data`` (-1 for frames of unaligned utterances)."""
+def frame_pdfs(model: GmmHmm, data: TrainingSet, ali: Alignments, exclude_phones: Sequence[int] = ()
+               ) -> torch.Tensor:
+    """[N] pdf id of every frame of ``data``; -1 for frames of unaligned utterances and for
+    frames aligned to a phone id in ``exclude_phones`` (Kaldi's ``weight-silence-post 0.0``)."""
     pdfs = np.full(data.num_frames, -1, dtype=np.int64)
+    phone_of = model.tm.phone_of_hmm_state
+    excluded = np.asarray(exclude_phones, dtype=np.int64)
     for i, pos in enumerate(ali):
         if pos is not None:
-            pdfs[data.offsets[i]: data.offsets[i + 1]] = model.chain(data.phone_ids[i]).pdfs[pos]
+            chain = model.chain(data.phone_ids[i])
+            utt = chain.pdfs[pos]
+            if len(excluded):
+                utt = np.where(np.isin(phone_of[chain.hmm_states[pos]], excluded), -1, utt)
+            pdfs[data.offsets[i]: data.offsets[i + 1]] = utt
     return torch.from_numpy(pdfs)
 
 

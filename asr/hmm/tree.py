@@ -82,6 +82,17 @@ class TreePdfMap:
         return np.array([self.lookup(int(a), int(b), int(c), int(s))
                          for a, b, c, s in zip(left, centre, right, states)], dtype=np.int64)
 
+    def phone_pdfs(self, tm: TransitionModel, phone: int) -> np.ndarray:
+        """Sorted pdf ids of the leaves under the roots of ``phone``'s states."""
+        out, stack = [], list(self.roots[phone])
+        while stack:
+            n = stack.pop()
+            if self.key[n] < 0:
+                out.append(self.pdf[n])
+            else:
+                stack += [self.yes[n], self.no[n]]
+        return np.unique(np.asarray(out, dtype=np.int64))
+
     def event_pdfs(self, events: np.ndarray) -> np.ndarray:
         """[E] pdf of each (left, centre, right, state) row."""
         return np.array([self.lookup(*map(int, e)) for e in events], dtype=np.int64)
