@@ -1,9 +1,10 @@
 """Benchmark the GMM-HMM aligner on mini-TIMIT: frame accuracy and wall time per stage.
 
-Synthesises (or reuses) a mini-TIMIT corpus, prepares data dirs, extracts 13 MFCCs
-with per-speaker mean normalisation, trains mono -> tri1 -> tri2 -> tri3 and scores each
-stage's training-set phone alignment against the synthesiser's ``.PHN`` boundaries, then
-decodes dev and test with each stage (phone bigram, acoustic scale tuned on dev) for PER.
+Synthesises (or reuses) a mini-TIMIT corpus, prepares data dirs, extracts the recipe's
+GMM front end (13 MFCCs from 23 mel bins, per-speaker mean normalisation), trains
+mono -> tri1 -> tri2 -> tri3 and scores each stage's training-set phone alignment against
+the synthesiser's ``.PHN`` boundaries, then decodes dev and test with each stage (phone
+bigram, acoustic scale tuned on dev) for PER.
 Prints one JSON object on its last line.
 
     python scripts/bench_align.py --size small --work /tmp/bench_align --threads 2
@@ -24,7 +25,6 @@ import torch
 from asr.data.mini_timit import synthesize_mini_timit
 from asr.decode.gmm_recipe import decode_gmm_stages
 from asr.data.timit import prepare_timit, read_phn_scp
-from asr.features.config import FeatureConfig
 from asr.features.store import compute_feature_store
 from asr.hmm.alignment_io import read_frame_phones
 from asr.hmm.frame_accuracy import phone_frame_accuracy
@@ -32,6 +32,7 @@ from asr.hmm.model import GmmHmm
 from asr.hmm.pipeline import STAGES, GmmPipelineConfig, train_gmm_pipeline
 from asr.hmm.trainer import align_set
 from asr.hmm.training_set import TrainingSet
+from asr.train.recipe import gmm_feature_config
 from asr.data.kaldi_dir import read_data_dir
 from asr.features.deltas import add_deltas
 
@@ -56,7 +57,7 @@ def main() -> None:
     t0 = time.perf_counter()
     synthesize_mini_timit(work / "corpus", size=args.size, seed=args.seed, num_workers=args.threads)
     prepare_timit(work / "corpus", work / "data")
-    feat_cfg = FeatureConfig(kind="mfcc", dither=0.0, cmvn="speaker_mean", deltas=0)
+    feat_cfg = gmm_feature_config(args.seed)  # the recipe's GMM front end, so figures match it
     stores = {name: compute_feature_store(work / "data" / name, work / "features" / name, feat_cfg,
                                           num_workers=args.threads, progress=False)
               for name in ("train", "dev", "test")}
@@ -103,7 +104,9 @@ def main() -> None:
         "device": "cpu", "cpu": platform.processor() or platform.machine(), "threads": args.threads,
         "cpu_count": os.cpu_count(),
         "settings": {"size": args.size, "seed": args.seed, "leaves": args.leaves, "gauss": args.gauss,
-                     "mono_gauss": args.mono_gauss, "features": "mfcc13+cmvn(speaker mean)",
+                     "mono_gauss": args.mono_gauss,
+                     "features": f"mfcc{feat_cfg.num_ceps} from {feat_cfg.num_mel_bins} mel bins, dither "
+                                 f"{feat_cfg.dither}, cmvn {feat_cfg.cmvn}",
                      "mono": "deltas", "tri1": "deltas", "tri2": "lda40(splice 3)+mllt",
                      "tri3": "lda+mllt+sat(fmllr)"},
     }))

@@ -2,7 +2,8 @@
 followed by ``make_fmllr_feats.sh`` (what pytorch-kaldi's TIMIT recipes read for dev and test).
 
 tri2 decodes the set's speaker-independent LDA+MLLT frames with a phone bigram graph (the
-role of Kaldi's ``final.alimdl``) and the SAT (tri3) model aligns its phones; each speaker's transform is estimated from that decode's alignment and
+role of Kaldi's ``final.alimdl``) and the SAT (tri3) model aligns its phones; each speaker's
+transform is estimated from that decode's alignment (silence frames weighted 0.01) and
 refined by a second pass (:func:`asr.decode.gmm_stage.adapt_fmllr`). The training set
 needs none of this: its transforms come from SAT training (``tri3/fmllr_feats.scp``).
 
