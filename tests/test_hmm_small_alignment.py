@@ -33,6 +33,7 @@ def _check_small(tmp_path):
     results = train_gmm_pipeline(tmp_path / "data" / "train", store, tmp_path / "exp", pipeline_cfg)
     phn = read_phn_scp(tmp_path / "data" / "train")
     acc = {s: phone_frame_accuracy(read_frame_phones(tmp_path / "exp" / s), phn)[0] for s in results}
+    print("frame accuracy on small:", acc)
     assert acc["mono"] >= 0.80, acc
     # The issue asks 90 % for tri3; measured 0.896 here (recipes/timit/RESULTS.md), so this
     # guards regressions.
