@@ -22,9 +22,11 @@ from pathlib import Path
 
 import torch
 
+from asr.data.kaldi_dir import read_data_dir
 from asr.data.mini_timit import synthesize_mini_timit
-from asr.decode.gmm_recipe import decode_gmm_stages
 from asr.data.timit import prepare_timit, read_phn_scp
+from asr.decode.gmm_recipe import decode_gmm_stages
+from asr.features.deltas import add_deltas
 from asr.features.store import compute_feature_store
 from asr.hmm.alignment_io import read_frame_phones
 from asr.hmm.frame_accuracy import phone_frame_accuracy
@@ -33,8 +35,6 @@ from asr.hmm.pipeline import STAGES, GmmPipelineConfig, train_gmm_pipeline
 from asr.hmm.trainer import align_set
 from asr.hmm.training_set import TrainingSet
 from asr.train.recipe import gmm_feature_config
-from asr.data.kaldi_dir import read_data_dir
-from asr.features.deltas import add_deltas
 
 
 def main() -> None:

@@ -10,8 +10,9 @@ the end of the phone before (see :func:`closure_start`). Where there is no such 
 the event to the burst found in the signal (:func:`find_burst`); a stop released at its
 event (after a nasal, which holds the closure) gets no closure, and one with no burst
 found has its span halved (counted in ``Labelled.num_halved``). Pauses at the ends of the
-utterance become ``h#``, inner ones ``pau``. A phone belongs to the word whose word event came last before it,
-as espeak orders its events; words espeak speaks as one are split by :func:`align_words`.
+utterance become ``h#``, inner ones ``pau``. A phone belongs to the word whose word event
+came last before it, as espeak orders its events; words espeak speaks as one are split by
+:func:`align_words`.
 """
 
 from __future__ import annotations

@@ -19,9 +19,9 @@ import kaldiio
 import numpy as np
 import torch
 
+from asr.data.phones import SILENCE_48
 from asr.decode.gmm_decode import DecodeOptions, decode_gmm, decode_loglikes
 from asr.decode.gmm_model import gmm_log_likelihoods
-from asr.data.phones import SILENCE_48
 from asr.errors import AsrError
 from asr.features.deltas import add_deltas
 from asr.features.splice import splice_frames
@@ -99,9 +99,9 @@ def adapt_fmllr(model: GmmHmm, feats: Mapping[str, np.ndarray], utt2spk: Mapping
     for u in sorted(feats):
         by_spk.setdefault(utt2spk.get(u, u), []).append(u)
     current = {u: np.asarray(x, dtype=np.float32) for u, x in feats.items()}
-    sil_pdfs = np.unique(np.concatenate(
-        [model.pdf_map.phone_pdfs(model.tm, model.tm.phone_id[p]) for p in silence_phones
-         if p in model.tm.phone_id] or [np.zeros(0, dtype=np.int64)]))
+    sil_ids = [model.tm.phone_id[p] for p in silence_phones if p in model.tm.phone_id]
+    sil_pdfs = np.concatenate([np.zeros(0, dtype=np.int64)] +
+                              [model.pdf_map.phone_pdfs(model.tm, p) for p in sil_ids])
     for pass_index in range(max(1, num_passes)):
         kept = 0
         adapted: dict[str, np.ndarray] = {}
