@@ -1,0 +1,1 @@
+"""Orchestration: typed settings and one short function per stage (data -> features -> align -> ...)."""

@@ -1,0 +1,64 @@
+"""What a recipe's stages need, as plain typed values (built from the Hydra config by ``asr.cli``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from asr.features.config import FeatureConfig
+
+if TYPE_CHECKING:
+    from asr.decode.gmm_decode import GmmDecodeConfig
+    from asr.hmm.pipeline import GmmPipelineConfig
+    from asr.nn.spec import ModelSpec
+    from asr.train.optim import OptimConfig
+
+STAGES = ("data", "features", "align", "train", "decode")
+
+
+@dataclass
+class RecipeSettings:
+    """Settings of one recipe run.
+
+    Attributes:
+        corpus_root: folder with TRAIN/ and TEST/ (LDC TIMIT or mini-TIMIT).
+        exp_dir: experiment dir (see the module docstring of :mod:`asr.recipe.run`).
+        data_dir: where the Kaldi data dirs are written.
+        train_set, dev_set: names of the training and validation sets.
+        test_sets: clean or contaminated test-set names (``test_babble_snr5``, ...).
+        features: the network's front end; with ``features_kind == "fmllr"`` only its CMVN,
+            delta and splicing fields are used, on the tri3 fMLLR frames.
+        features_kind: ``fbank``, ``mfcc``, ``kaldi_scp`` or ``fmllr``.
+        task: ``hybrid`` (needs GMM-HMM alignments) or ``ctc``.
+        alignment_stage: last GMM stage trained; its alignments are the hybrid targets.
+        gmm_decode: decode dev and the test sets with every GMM stage trained (phone
+            bigram, acoustic scale tuned on dev) for the baseline rows of the results.
+        gmm: GMM-HMM pipeline options (None: Kaldi's TIMIT sizes); its ``stages`` are set
+            from ``alignment_stage``.
+        gmm_decoding: GMM decoding options (None: :class:`GmmDecodeConfig`'s defaults).
+        model: the acoustic model's spec (used by the training stage).
+        optim: optimiser and schedule (used by the training stage).
+        seed: seed of contamination and of the GMM front end's dither.
+        num_workers: worker processes for extraction.
+        stop_stage: last stage to run (one of :data:`STAGES`), or None for all.
+    """
+
+    corpus_root: Path
+    exp_dir: Path
+    data_dir: Path
+    train_set: str = "train"
+    dev_set: str = "dev"
+    test_sets: list[str] = field(default_factory=lambda: ["test"])
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    features_kind: str = "fbank"
+    task: str = "hybrid"
+    alignment_stage: str = "tri3"
+    gmm_decode: bool = False
+    gmm: "GmmPipelineConfig | None" = None
+    gmm_decoding: "GmmDecodeConfig | None" = None
+    model: "ModelSpec | None" = None
+    optim: "OptimConfig | None" = None
+    seed: int = 0
+    num_workers: int = 2
+    stop_stage: str | None = None
