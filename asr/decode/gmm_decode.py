@@ -43,6 +43,24 @@ class DecodeOptions:
 
 
 @dataclass
+class GmmDecodeConfig:
+    """Options of GMM decoding.
+
+    Attributes:
+        acoustic_scales: candidates tried on the tuning set.
+        tune_set: name of the tuning set among the sets given (never a test set).
+        beam, max_active: search pruning (Kaldi ``decode.sh`` defaults).
+        self_loop_scale: scale of HMM transition log-probabilities in the graph.
+    """
+
+    acoustic_scales: tuple[float, ...] = (0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3)
+    tune_set: str = "dev"
+    beam: float = 13.0
+    max_active: int = 7000
+    self_loop_scale: float = 0.1
+
+
+@dataclass
 class BestPath:
     """The best path of one utterance.
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from asr.data.kaldi_dir import read_data_dir
-from asr.decode.gmm_decode import DecodeOptions
+from asr.decode.gmm_decode import DecodeOptions, GmmDecodeConfig
 from asr.decode.gmm_model import hmm_view
 from asr.decode.gmm_stage import decode_stage, prepare_features, tune_on_features
 from asr.graph.hclg import GraphOptions, build_graph, write_graph
@@ -34,24 +34,6 @@ from asr.errors import AsrError
 from asr.hmm.model import GmmHmm
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class GmmDecodeConfig:
-    """Options of GMM decoding.
-
-    Attributes:
-        acoustic_scales: candidates tried on the tuning set.
-        tune_set: name of the tuning set among the sets given (never a test set).
-        beam, max_active: search pruning (Kaldi ``decode.sh`` defaults).
-        self_loop_scale: scale of HMM transition log-probabilities in the graph.
-    """
-
-    acoustic_scales: tuple[float, ...] = (0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3)
-    tune_set: str = "dev"
-    beam: float = 13.0
-    max_active: int = 7000
-    self_loop_scale: float = 0.1
 
 
 def _static(feats: Any, utts: list[str]) -> dict[str, np.ndarray]:
