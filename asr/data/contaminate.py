@@ -18,18 +18,17 @@ import json
 import logging
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from asr.data.kaldi_dir import DataDir, load_utterance, read_data_dir, replace_dir, write_data_dir
+from asr.data.kaldi_dir import DataDir, load_utterance, read_data_dir, write_data_tables
 from asr.data.noise import (NOISE_TYPES, BabbleSource, active_speech_power, noise_gain,
                             pink_noise, white_noise)
 from asr.data.reverb import RoomImpulseResponse, reverberate, simulate_rir
 from asr.errors import AsrError
+from asr.stage import read_done, run_stage
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +153,9 @@ def contaminate_data_dir(
     phones, ``utt2spk`` and ``utt2dur``, and a ``wav.scp`` of absolute paths
     (``segments`` are resolved: one file per utterance). ``out_dir/contamination.json``
     records the settings, a fingerprint of the inputs and, per utterance, the
-    room, babble utterances and gains used. The whole directory appears at once
-    (built beside it, then renamed); if it already holds output of the same
-    settings and inputs, nothing is done.
+    room, babble utterances and gains used. The directory is a stage of
+    :mod:`asr.stage`: it appears at once (built beside it, then renamed, ``done.json``
+    last); if it already holds output of the same settings and inputs, nothing is done.
 
     Reverberation: each utterance is convolved with one of ``num_rirs`` simulated
     rooms whose measured T60 is ``t60_ms`` (see :mod:`asr.data.reverb`), advanced by
@@ -220,18 +219,12 @@ def contaminate_data_dir(
         "source": _fingerprint(data),
         "babble_source": _fingerprint(babble_data) if babble_data is not None else None,
     }
-    if _is_complete(out_dir, settings, data.utts):
-        log.info("%s: up to date, skipped", out_dir)
-        return out_dir
 
-    babble = None
-    if babble_data is not None:
-        babble = BabbleSource(babble_data, set(data.utt2spk.values()), num_babble_speakers)
-    rooms = _RirPool(seed, t60_ms, num_rirs) if t60_ms is not None else None
-
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    def build(staging: Path) -> dict:
+        babble = None
+        if babble_data is not None:
+            babble = BabbleSource(babble_data, set(data.utt2spk.values()), num_babble_speakers)
+        rooms = _RirPool(seed, t60_ms, num_rirs) if t60_ms is not None else None
         (staging / "wav").mkdir()
         info, durations = {}, {}
         for utt in data.utts:
@@ -247,10 +240,10 @@ def contaminate_data_dir(
         with open(staging / MARKER, "w", encoding="utf-8") as f:
             json.dump({"settings": settings, "num_scaled_to_avoid_clipping": num_scaled,
                        "utterances": info}, f, indent=1, sort_keys=True)
-        replace_dir(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        return {"utterances": len(info), "num_scaled_to_avoid_clipping": num_scaled}
+
+    run_stage(out_dir, settings, build, name=f"data/{out_dir.name}", version=_FORMAT_VERSION,
+              inputs=[p for p in (src, babble_source) if isinstance(p, (str, os.PathLike)) and read_done(p)])
     return out_dir
 
 
@@ -309,18 +302,6 @@ def _fingerprint(data: DataDir) -> str:
     return h.hexdigest()
 
 
-def _is_complete(out_dir: Path, settings: dict, utts: list[str]) -> bool:
-    """``out_dir`` holds the output of ``settings`` and every utterance's audio."""
-    try:
-        with open(out_dir / MARKER, encoding="utf-8") as f:
-            if json.load(f)["settings"] != settings:
-                return False
-        scp = read_data_dir(out_dir).wav
-    except (OSError, ValueError, KeyError, AsrError):
-        return False
-    return sorted(scp) == utts and all(Path(p).is_file() for p in scp.values())
-
-
 def _write_tables(data: DataDir, durations: dict[str, float], out_dir: Path,
                   staging: Path) -> None:
     """Write the Kaldi tables of the output into ``staging``; wav.scp names final paths."""
@@ -332,7 +313,4 @@ def _write_tables(data: DataDir, durations: dict[str, float], out_dir: Path,
         utt2spk={u: data.utt2spk[u] for u in utts},
         utt2dur=durations,
     )
-    tables = write_data_dir(out, staging / "tables")
-    for f in tables.iterdir():
-        f.rename(staging / f.name)
-    tables.rmdir()
+    write_data_tables(out, staging)

@@ -18,6 +18,7 @@ import numpy as np
 import soundfile as sf
 
 from asr.errors import AsrError
+from asr.stage import replace_dir
 
 # Files that map an utterance id to a value, in the order we write them.
 _UTT_TABLES = ("wav.scp", "text", "text.phn", "utt2spk", "utt2dur")
@@ -148,22 +149,7 @@ def write_data_dir(d: DataDir, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        tables = {
-            "wav.scp": d.wav,
-            "text": d.text,
-            "text.phn": d.phones,
-            "utt2spk": d.utt2spk,
-            "utt2dur": {k: f"{v:.4f}" for k, v in d.utt2dur.items()},
-            "segments": {
-                k: f"{s.recording} {s.start:.3f} {s.end:.3f}" for k, s in d.segments.items()
-            },
-        }
-        tables.update(d.extra)
-        for name, table in tables.items():
-            if table:
-                write_table(tmp / name, table)
-        spk2utt = {spk: " ".join(utts) for spk, utts in d.spk2utt.items()}
-        write_table(tmp / "spk2utt", spk2utt)
+        write_data_tables(d, tmp)
         replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -171,19 +157,24 @@ def write_data_dir(d: DataDir, path: str | os.PathLike) -> Path:
     return path
 
 
-def replace_dir(tmp: Path, final: Path) -> None:
-    """Rename the finished directory ``tmp`` to ``final``, replacing an existing ``final``.
-
-    The old directory is moved aside first, so ``final`` is never half-written.
-    """
-    if final.exists():
-        old = final.with_name(f".{final.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(final)
+def write_data_tables(d: DataDir, path: str | os.PathLike) -> None:
+    """Write the tables of ``d`` (sorted, and the derived ``spk2utt``) into the existing folder ``path``."""
+    path = Path(path)
+    tables = {
+        "wav.scp": d.wav,
+        "text": d.text,
+        "text.phn": d.phones,
+        "utt2spk": d.utt2spk,
+        "utt2dur": {k: f"{v:.4f}" for k, v in d.utt2dur.items()},
+        "segments": {
+            k: f"{s.recording} {s.start:.3f} {s.end:.3f}" for k, s in d.segments.items()
+        },
+    }
+    tables.update(d.extra)
+    for name, table in tables.items():
+        if table:
+            write_table(path / name, table)
+    write_table(path / "spk2utt", {spk: " ".join(utts) for spk, utts in d.spk2utt.items()})
 
 
 def write_table(path: Path, table: dict[str, object]) -> None:

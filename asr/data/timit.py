@@ -23,14 +23,16 @@ from pathlib import Path
 
 import soundfile as sf
 
-from asr.data.kaldi_dir import DataDir, write_data_dir
+from asr.data.kaldi_dir import DataDir, write_data_tables
 from asr.data.phones import MAP_61_TO_48, fold_phones, read_segments
 from asr.data.speakers import dev_speakers, test_speakers
 from asr.errors import AsrError
+from asr.stage import read_done, run_stage, stage_fingerprint
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "dev", "test")
+_VERSION = 1  # of the data dirs written (each split is a stage of asr.stage)
 
 
 @dataclass
@@ -146,7 +148,8 @@ def prepare_timit(
 
     Utterances with a problem (unreadable or truncated audio, missing or empty transcript,
     a phone label outside the 61-phone set) are skipped with one logged line each, and
-    counted in the report. Each data dir is written atomically.
+    counted in the report. Each data dir is a stage of :mod:`asr.stage` (written
+    atomically, ``done.json`` last), reused while the corpus files' contents are unchanged.
 
     Raises:
         AsrError: the corpus is missing or has the wrong layout, or a split ends up empty.
@@ -158,24 +161,25 @@ def prepare_timit(
     test_files = _utterance_files(test_dir)
     sources["dev"] = {k: v for k, v in test_files.items() if k[0] in dev_spk}
     sources["test"] = {k: v for k, v in test_files.items() if k[0] in test_spk}
-    fingerprint = _fingerprint(sources)
-    stamp = out_dir / ".prepared.json"
-    if stamp.is_file() and all((out_dir / s / "utt2spk").is_file() for s in SPLITS):
-        previous = json.loads(stamp.read_text())
-        if previous.get("fingerprint") == fingerprint:
-            log.info("data dirs in %s are up to date, reusing them", out_dir)
-            return PrepareReport(**previous["report"])
-    report = PrepareReport()
+    phone_map = hashlib.sha256(resources.files("asr.data").joinpath("resources/timit_phone_map.tsv").read_bytes())
+    keys = {split: {"sources": _fingerprint(split, sources[split], phone_map.hexdigest())} for split in SPLITS}
+    done = {split: read_done(out_dir / split) for split in SPLITS}
+    todo = [split for split in SPLITS
+            if (done[split] or {}).get("fingerprint") != stage_fingerprint(keys[split], _VERSION, {})]
+    if not todo:
+        log.info("data dirs in %s are up to date, reusing them", out_dir)
     dirs: dict[str, DataDir] = {}
-    for split in SPLITS:
+    skipped: dict[str, list[str]] = {}
+    for split in todo:
         d = DataDir()
         phn_scp: dict[str, str] = {}
+        skipped[split] = []
         for (spk, sent), audio in sorted(sources[split].items()):
             try:
                 utt, words, phones, dur, phn = _read_utterance(spk, sent, audio)
             except AsrError as e:
                 log.warning("skipping %s_%s: %s", spk, sent, e)
-                report.skipped.append(f"{spk}_{sent}: {e}")
+                skipped[split].append(f"{spk}_{sent}: {e}")
                 continue
             d.wav[utt] = str(audio.resolve())
             d.text[utt] = words
@@ -188,30 +192,35 @@ def prepare_timit(
             raise AsrError(f"{where}: no usable utterances for the '{split}' set")
         d.extra["phn.scp"] = phn_scp
         dirs[split] = d
-        report.num_utts[split] = len(d.utt2spk)
-        report.num_speakers[split] = len(d.spk2utt)
-        report.seconds[split] = sum(d.utt2dur.values())
     # Written only once every split is known to be usable: a failure leaves nothing behind.
-    stamp.unlink(missing_ok=True)
     for split, d in dirs.items():
-        write_data_dir(d, out_dir / split)
-    stamp.write_text(json.dumps({"fingerprint": fingerprint, "report": asdict(report)}, indent=1) + "\n")
+        summary = {"num_utts": len(d.utt2spk), "num_speakers": len(d.spk2utt),
+                   "seconds": sum(d.utt2dur.values()), "skipped": skipped[split]}
+        done[split] = {"summary": summary}
+        run_stage(out_dir / split, keys[split], lambda tmp, d=d: (write_data_tables(d, tmp), summary)[1],
+                  name=f"data/{split}", version=_VERSION)
+    report = PrepareReport()
+    for split in SPLITS:
+        info = done[split]["summary"]
+        report.num_utts[split] = info["num_utts"]
+        report.num_speakers[split] = info["num_speakers"]
+        report.seconds[split] = info["seconds"]
+        report.skipped += info["skipped"]
     if report.skipped:
         log.warning("skipped %d utterance(s) in total", len(report.skipped))
     return report
 
 
-def _fingerprint(sources: dict[str, dict[tuple[str, str], Path]]) -> str:
-    """Content hash of every source file (audio, .PHN, .TXT) and of the phone map.
+def _fingerprint(split: str, sources: dict[tuple[str, str], Path], phone_map: str) -> str:
+    """Content hash of every source file (audio, .PHN, .TXT) of a split and of the phone map.
 
     Contents, not mtimes, so that the same corpus gives the same stamp wherever it lies.
     """
-    h = hashlib.sha256(resources.files("asr.data").joinpath("resources/timit_phone_map.tsv").read_bytes())
-    for split in SPLITS:
-        for (spk, sent), audio in sorted(sources[split].items()):
-            h.update(f"{split} {spk} {sent}\n".encode())
-            for p in [audio] + [q for q in (_sibling(audio, e) for e in (".PHN", ".TXT")) if q]:
-                h.update(hashlib.sha256(p.read_bytes()).digest())
+    h = hashlib.sha256(phone_map.encode())
+    for (spk, sent), audio in sorted(sources.items()):
+        h.update(f"{split} {spk} {sent}\n".encode())
+        for p in [audio] + [q for q in (_sibling(audio, e) for e in (".PHN", ".TXT")) if q]:
+            h.update(hashlib.sha256(p.read_bytes()).digest())
     return h.hexdigest()
 
 

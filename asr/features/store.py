@@ -5,7 +5,8 @@ Layout of ``<exp>/features/<set>/``::
     feats.ark, feats.scp    raw features (float32 matrices), one per utterance
     cmvn.ark, cmvn.scp      per-speaker CMVN stats, Kaldi's [2, dim + 1] float64 layout
     utt2num_frames, utt2spk Kaldi tables
-    config.json             options, input fingerprint and extraction summary (written last)
+    config.json             options and extraction summary
+    done.json               written last (:mod:`asr.stage`): fingerprint of options and inputs
 
 Kaldi tools read these files directly (``copy-feats scp:feats.scp ...``). With
 ``kind=kaldi_scp`` the store wraps an existing Kaldi ``feats.scp`` instead: its
@@ -20,11 +21,10 @@ import json
 import logging
 import multiprocessing
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Iterator, NamedTuple
 
 import kaldiio
@@ -32,17 +32,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from asr.data.kaldi_dir import DataDir, read_data_dir, read_table, replace_dir, write_table
+from asr.data.kaldi_dir import DataDir, read_data_dir, read_table, write_table
 from asr.errors import AsrError
 from asr.features.cmvn import apply_cmvn, cmvn_stats
 from asr.features.config import TRANSFORM_FIELDS, FeatureConfig
 from asr.features.deltas import add_deltas
 from asr.features.extract import extract_utterance
 from asr.features.splice import splice_frames
+from asr.stage import read_done, run_stage
 
 log = logging.getLogger(__name__)
 
-STORE_VERSION = 1
+STORE_VERSION = 2  # 2: completion marked by done.json (asr.stage)
 _DATA_DIR_FILES = ("wav.scp", "segments", "utt2spk")
 _MAX_LISTED = 10  # skipped utterances named one by one in the log
 
@@ -138,14 +139,16 @@ def compute_feature_store(
     cfg: FeatureConfig,
     num_workers: int = 2,
     progress: bool = True,
+    inputs: Sequence[str | os.PathLike] = (),
 ) -> FeatureStore:
     """Extract (or wrap) the features of a data set into ``out_dir``, unless up to date.
 
-    The store is up to date when its ``config.json`` records the same extraction options
-    and input fingerprint (utterances, speakers, audio paths) and is newer than every
-    input file (audio, data-dir tables, or the wrapped scp and its arks). Otherwise it is
-    rebuilt in a temp dir beside ``out_dir`` and renamed into place, so a crash never
-    leaves a half-written store.
+    A stage of :mod:`asr.stage`: the store is reused when its ``done.json`` records the
+    same extraction options, utterances (ids, speakers, audio paths, segments), sizes and
+    modification times of the input files (audio, data-dir tables, or the wrapped scp and
+    its arks) and upstream build ids (the data dir's, when it is a stage, and ``inputs``).
+    Otherwise it is rebuilt in a temp dir beside ``out_dir`` and renamed into place, so a
+    crash never leaves a half-written store.
 
     Args:
         data_dir: Kaldi data dir (path or :class:`DataDir`).
@@ -153,6 +156,8 @@ def compute_feature_store(
         cfg: options; only extraction fields matter here (transforms apply on reading).
         num_workers: extraction processes (1 extracts in this process).
         progress: show a progress bar.
+        inputs: more upstream stage folders the store depends on (e.g. the fMLLR stage
+            whose ``feats.scp`` a ``kaldi_scp`` store wraps).
 
     Returns:
         The store, with the transforms of ``cfg``.
@@ -165,39 +170,33 @@ def compute_feature_store(
     d = data_dir if isinstance(data_dir, DataDir) else read_data_dir(data_dir)
     if cfg.kind == "kaldi_scp":
         scp = Path(str(cfg.scp).replace("{set}", out_dir.name)).absolute()
-        inputs = _scp_inputs(scp)
+        files = _scp_inputs(scp)
     else:
         scp = None
-        inputs = sorted({d.audio_path(u) for u in d.utts})
+        files = sorted({d.audio_path(u) for u in d.utts})
+    upstream = list(inputs)
     if not isinstance(data_dir, DataDir):
-        inputs += [str(Path(data_dir) / n) for n in _DATA_DIR_FILES if (Path(data_dir) / n).is_file()]
-    fingerprint = _fingerprint(d, cfg, scp)
-    if _is_current(out_dir, fingerprint, inputs):
-        log.info("features: %s is up to date, reusing it", out_dir)
-        return FeatureStore(out_dir, cfg)
+        files += [str(Path(data_dir) / n) for n in _DATA_DIR_FILES if (Path(data_dir) / n).is_file()]
+        if read_done(data_dir) is not None:
+            upstream.append(data_dir)
+    key = {"options": cfg.extraction_options(), "utterances": _fingerprint(d, scp),
+           "files": file_stats_fingerprint(files)}
 
-    start, started_at = time.perf_counter(), time.time()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    def build(tmp: Path) -> dict:
+        start = time.perf_counter()
         if scp is None:
             results = _extract_all(d, cfg, num_workers, progress)
         else:
             results = _read_wrapped(d, scp, progress)
         summary = _write_store(tmp, out_dir, d, results)
         summary["wall_seconds"] = round(time.perf_counter() - start, 3)
-        meta = {
-            "version": STORE_VERSION, "options": asdict(cfg), "fingerprint": fingerprint,
-            "source_scp": str(scp) if scp else None, "store_dir": str(out_dir), **summary,
-        }
+        meta = {"version": STORE_VERSION, "options": asdict(cfg), "source_scp": str(scp) if scp else None,
+                "store_dir": str(out_dir), **summary}
         (tmp / "config.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
-        # Dated to the start, so inputs changed while we extracted make it stale.
-        os.utime(tmp / "config.json", (started_at, started_at))
-        replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _log_summary(out_dir, summary)
+        _log_summary(out_dir, summary)
+        return {k: v for k, v in summary.items() if k != "skipped"}
+
+    run_stage(out_dir, key, build, name=f"features/{out_dir.name}", version=STORE_VERSION, inputs=upstream)
     return FeatureStore(out_dir, cfg)
 
 
@@ -358,10 +357,9 @@ def _log_summary(out_dir: Path, s: dict) -> None:
         )
 
 
-def _fingerprint(d: DataDir, cfg: FeatureConfig, scp: Path | None) -> str:
-    """Hash of what determines the stored features: options, utterances, speakers, sources."""
-    h = hashlib.sha256()
-    h.update(json.dumps({"v": STORE_VERSION, "opts": cfg.extraction_options(), "scp": str(scp)}, sort_keys=True).encode())
+def _fingerprint(d: DataDir, scp: Path | None) -> str:
+    """Hash of the utterances, speakers and sources the store is made from."""
+    h = hashlib.sha256(str(scp).encode())
     for utt in d.utts:
         seg = d.segments.get(utt)
         region = f"{seg.start} {seg.end}" if seg else ""
@@ -369,24 +367,16 @@ def _fingerprint(d: DataDir, cfg: FeatureConfig, scp: Path | None) -> str:
     return h.hexdigest()
 
 
-def _is_current(out_dir: Path, fingerprint: str, inputs: list[str]) -> bool:
-    meta = out_dir / "config.json"
-    if not meta.is_file():
-        return False
-    try:
-        info = json.loads(meta.read_text())
-    except json.JSONDecodeError:
-        return False
-    if info.get("version") != STORE_VERSION or info.get("fingerprint") != fingerprint:
-        return False
-    built = meta.stat().st_mtime
-    for path in inputs:
+def file_stats_fingerprint(paths: list[str]) -> str:
+    """Hash of the size and modification time of each file (a vanished file counts too)."""
+    h = hashlib.sha256()
+    for path in paths:
         try:
-            if os.stat(path).st_mtime > built:
-                return False
+            st = os.stat(path)
+            h.update(f"{path} {st.st_size} {st.st_mtime_ns}\n".encode())
         except OSError:
-            return False  # an input vanished: rebuild and report it properly
-    return True
+            h.update(f"{path} missing\n".encode())
+    return h.hexdigest()
 
 
 def _scp_inputs(scp: Path) -> list[str]:

@@ -1,0 +1,181 @@
+"""The one reuse rule of every stage: build in a temp folder, write ``done.json`` last, rename.
+
+A stage is a folder of plain files (a data dir, a feature store, a GMM stage, a graph, a
+decode). :func:`run_stage` reuses it when its ``done.json`` records the same fingerprint,
+and otherwise rebuilds it:
+
+1. ``build(tmp)`` writes the outputs into ``.<name>.tmp-<pid>`` beside the folder;
+2. Kaldi ``*.scp`` files in it that name the temp folder are pointed at the final one;
+3. ``done.json`` is written last, then the folder is renamed into place (an older copy
+   is moved aside first), so a crash never leaves a half-written stage that looks done.
+
+The fingerprint covers the stage's ``key`` (every option that changes its output, as
+plain JSON values), a per-stage code ``version`` (bumped whenever the stage's code
+changes its output, so fixes reach existing experiment folders), and the build ids of
+the upstream stages it reads. Each build gets a fresh id, so rebuilding a stage (for
+example after its folder was deleted) rebuilds everything downstream of it as well, and
+nothing upstream.
+
+``done.json``::
+
+    {"stage": "gmm/tri1", "version": 1, "fingerprint": "...", "id": "...",
+     "inputs": {"/exp/gmm/mono": "<id>"}, "key": {...}, "summary": {...},
+     "seconds": 12.3, "finished": "2026-12-01T10:00:00"}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from asr.errors import AsrError
+
+log = logging.getLogger(__name__)
+
+DONE = "done.json"
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """A finished stage.
+
+    Attributes:
+        path: its folder.
+        id: the build id recorded in ``done.json`` (downstream fingerprints use it).
+        summary: what ``build`` returned (counts, figures), as recorded.
+        reused: True when the folder was up to date and nothing was built.
+    """
+
+    path: Path
+    id: str
+    summary: dict
+    reused: bool
+
+
+def fingerprint(*parts: Any) -> str:
+    """SHA-256 (hex, 20 characters) of JSON-encoded values (sorted keys; others via ``str``)."""
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(json.dumps(p, sort_keys=True, default=str).encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()[:20]
+
+
+def read_done(path: str | os.PathLike) -> dict | None:
+    """The parsed ``done.json`` of a stage folder, or None when it has none (or it is unreadable)."""
+    try:
+        return json.loads((Path(path) / DONE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def stage_id(path: str | os.PathLike) -> str:
+    """The build id of a finished stage.
+
+    Raises:
+        AsrError: the folder holds no finished stage.
+    """
+    done = read_done(path)
+    if done is None or "id" not in done:
+        raise AsrError(f"{path}: stage not finished (no {DONE}); run the stage that makes it first")
+    return done["id"]
+
+
+def _input_ids(inputs: Sequence[str | os.PathLike | StageResult]) -> dict[str, str]:
+    out = {}
+    for item in inputs:
+        if isinstance(item, StageResult):
+            out[str(item.path)] = item.id
+        else:
+            out[str(Path(item).absolute())] = stage_id(item)
+    return out
+
+
+def stage_fingerprint(key: Mapping[str, Any], version: int, input_ids: Mapping[str, str]) -> str:
+    """The fingerprint :func:`run_stage` records: key, code version and upstream build ids.
+
+    Upstream stages are identified by their build ids only (not their paths), so an
+    experiment folder that is moved keeps its stages.
+    """
+    return fingerprint({"key": dict(key), "version": version, "inputs": sorted(input_ids.values())})
+
+
+def run_stage(out_dir: str | os.PathLike, key: Mapping[str, Any], build: Callable[[Path], Mapping | None], *,
+              name: str | None = None, version: int = 1,
+              inputs: Sequence[str | os.PathLike | StageResult] = ()) -> StageResult:
+    """Reuse the stage in ``out_dir`` if its fingerprint matches, else build it afresh.
+
+    Args:
+        out_dir: the stage folder.
+        key: every option and input description that changes the output (JSON values).
+        build: writes the outputs into the folder it is given (empty, beside ``out_dir``)
+            and returns a JSON-able summary (or None). Paths it writes into files should
+            name ``out_dir``, except in ``*.scp`` files, which are retargeted afterwards.
+        name: the stage's name in logs and ``done.json`` (default: the folder name).
+        version: the stage's code version (bump it when its output changes).
+        inputs: upstream stage folders (or their results) whose outputs ``build`` reads.
+
+    Returns:
+        the stage's result.
+    """
+    out = Path(out_dir).absolute()
+    name = name or out.name
+    ids = _input_ids(inputs)
+    fp = stage_fingerprint(key, version, ids)
+    done = read_done(out)
+    if done is not None and done.get("fingerprint") == fp:
+        log.info("%s: %s is up to date, reusing it", name, out)
+        return StageResult(out, done["id"], done.get("summary") or {}, True)
+    start = time.perf_counter()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        summary = dict(build(tmp) or {})
+        _retarget_scps(tmp, out)
+        record = {"stage": name, "version": version, "fingerprint": fp, "id": uuid.uuid4().hex,
+                  "inputs": ids, "key": dict(key), "summary": summary,
+                  "seconds": round(time.perf_counter() - start, 3),
+                  "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        (tmp / DONE).write_text(json.dumps(record, indent=1, sort_keys=True, default=str) + "\n",
+                                encoding="utf-8")
+        replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("%s: built %s in %.1f s", name, out, record["seconds"])
+    return StageResult(out, record["id"], summary, False)
+
+
+def _retarget_scps(tmp: Path, final: Path) -> None:
+    """Point Kaldi scp entries that name files under ``tmp`` at ``final`` instead."""
+    old, new = f"{tmp}{os.sep}", f"{final}{os.sep}"
+    for scp in tmp.rglob("*.scp"):
+        text = scp.read_text(encoding="utf-8")
+        if old in text:
+            scp.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Rename the finished folder ``tmp`` to ``final``, replacing an existing ``final``.
+
+    The old folder is moved aside first, so ``final`` is never half-written.
+    """
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(final)
