@@ -1,8 +1,11 @@
 """Error rates of hypotheses against references (Kaldi ``compute-wer`` / ``align-text``).
 
 Token sequences are aligned by minimum edit distance (substitution, insertion and
-deletion each cost 1). PER is scored on the 39-phone TIMIT set: both sides are folded
-48 -> 39 first, as Kaldi's TIMIT recipe does. :func:`write_scoring` writes the files of
+deletion each cost 1); the alignment, and so the error counts, come from ``jiwer``
+(:func:`jiwer.process_words`, whose Levenshtein backend is ``rapidfuzz``). Tokens are
+handed to jiwer unchanged: its default text normalisation is replaced by a plain split
+on spaces. PER is scored on the 39-phone TIMIT set: both sides are folded 48 -> 39
+first, as Kaldi's TIMIT recipe does. :func:`write_scoring` writes the files of
 ``decode/<test_set>/`` and returns the summary that goes into ``results.json``.
 """
 
@@ -14,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import jiwer
+
 from asr.data.phones import to_39
 from asr.errors import AsrError
 
@@ -23,6 +28,11 @@ EPS = "***"  # the gap symbol of aligned lines (sclite's spelling)
 
 # One aligned pair: (ref token or None, hyp token or None).
 Pair = tuple[str | None, str | None]
+
+# jiwer's default transform strips and squeezes spaces; other jiwer transforms lower-case,
+# expand contractions or drop Kaldi non-words. Tokens must reach the aligner as they are,
+# so the only transform is the split of the space-joined string back into its tokens.
+_SPLIT_ONLY = jiwer.Compose([jiwer.ReduceToListOfListOfWords(word_delimiter=" ")])
 
 
 @dataclass
@@ -60,8 +70,23 @@ class ErrorCounts:
         return 100.0 * self.errors / self.num_ref
 
 
+def _jiwer_words(ref: Sequence[str], hyp: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The words to give jiwer for ``ref`` and ``hyp``: the tokens themselves, or stand-ins.
+
+    A token survives jiwer's space-joining and splitting when it is a non-empty string
+    without a space. Should any token not be, every token of the pair is replaced by a
+    stand-in ``w<k>`` (one per distinct token), which aligns the same way.
+    """
+    ref, hyp = list(ref), list(hyp)
+    if all(isinstance(t, str) and t and " " not in t for t in (*ref, *hyp)):
+        return ref, hyp
+    ids: dict = {}
+    code = lambda seq: [f"w{ids.setdefault(t, len(ids))}" for t in seq]  # noqa: E731
+    return code(ref), code(hyp)
+
+
 def align(ref: Sequence[str], hyp: Sequence[str]) -> list[Pair]:
-    """Minimum-edit-distance alignment of two token sequences.
+    """Minimum-edit-distance alignment of two token sequences, computed by jiwer.
 
     Args:
         ref: reference tokens.
@@ -69,35 +94,42 @@ def align(ref: Sequence[str], hyp: Sequence[str]) -> list[Pair]:
 
     Returns:
         pairs in order: (r, h) for a match or substitution, (r, None) for a deletion,
-        (None, h) for an insertion. Ties prefer a match/substitution, then a deletion.
+        (None, h) for an insertion. The number of edits is always the minimum. Among
+        equally cheap alignments the choice is jiwer's (rapidfuzz's backtrace, which
+        follows no simple preference order): it can differ from the hand-written aligner
+        this replaced (which preferred a match/substitution, then a deletion) and from
+        Kaldi's, so the split into ins/del/sub of tied utterances can too, never the total.
+
+    An empty ``ref`` or ``hyp`` is aligned here (all insertions or all deletions), not
+    by jiwer.
 
     >>> align(["a", "b", "c"], ["a", "x", "c", "d"])
     [('a', 'a'), ('b', 'x'), ('c', 'c'), (None, 'd')]
     """
-    n, m = len(ref), len(hyp)
-    # cost[i][j]: edit distance of ref[:i] and hyp[:j].
-    cost = [[0] * (m + 1) for _ in range(n + 1)]
-    for i in range(n + 1):
-        cost[i][0] = i
-    for j in range(m + 1):
-        cost[0][j] = j
-    for i in range(1, n + 1):
-        row, prev, r = cost[i], cost[i - 1], ref[i - 1]
-        for j in range(1, m + 1):
-            row[j] = min(prev[j - 1] + (r != hyp[j - 1]), prev[j] + 1, row[j - 1] + 1)
+    ref, hyp = list(ref), list(hyp)
+    if not ref or not hyp:
+        return [(r, None) for r in ref] + [(None, h) for h in hyp]
+    ref_words, hyp_words = _jiwer_words(ref, hyp)
+    out = jiwer.process_words(" ".join(ref_words), " ".join(hyp_words),
+                              reference_transform=_SPLIT_ONLY, hypothesis_transform=_SPLIT_ONLY)
+    if out.references != [ref_words] or out.hypotheses != [hyp_words]:
+        raise AsrError("scoring: jiwer changed the tokens it was given "
+                       f"({ref_words[:5]} -> {out.references[0][:5]}); cannot align")
     pairs: list[Pair] = []
-    i, j = n, m
-    while i > 0 or j > 0:
-        if i > 0 and j > 0 and cost[i][j] == cost[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
-            pairs.append((ref[i - 1], hyp[j - 1]))
-            i, j = i - 1, j - 1
-        elif i > 0 and cost[i][j] == cost[i - 1][j] + 1:
-            pairs.append((ref[i - 1], None))
-            i -= 1
+    for chunk in out.alignments[0]:
+        r = ref[chunk.ref_start_idx:chunk.ref_end_idx]
+        h = hyp[chunk.hyp_start_idx:chunk.hyp_end_idx]
+        if chunk.type in ("equal", "substitute"):
+            if len(r) != len(h):
+                raise AsrError(f"scoring: jiwer returned an uneven {chunk.type} chunk {chunk}")
+            pairs.extend(zip(r, h))
+        elif chunk.type == "delete":
+            pairs.extend((t, None) for t in r)
+        elif chunk.type == "insert":
+            pairs.extend((None, t) for t in h)
         else:
-            pairs.append((None, hyp[j - 1]))
-            j -= 1
-    return pairs[::-1]
+            raise AsrError(f"scoring: unknown jiwer alignment chunk type {chunk.type!r}")
+    return pairs
 
 
 def count_errors(pairs: Sequence[Pair]) -> ErrorCounts:
