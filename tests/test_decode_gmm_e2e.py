@@ -9,18 +9,18 @@ import pytest
 
 from asr.data.kaldi_dir import read_data_dir
 from asr.data.phones import TIMIT48
-from asr.decode.gmm_decode import DecodeOptions
+from asr.decode.gmm_decode import GmmDecodeConfig, decode_and_score, decode_gmm
 from asr.decode.gmm_model import hmm_view
-from asr.decode.gmm_recipe import GmmDecodeConfig, decode_gmm_stages
-from asr.decode.gmm_stage import decode_stage
-from asr.graph.hclg import build_graph
-from asr.graph.phone_lm import BigramLm
 from asr.decode.scoring import write_scoring
 from asr.features.config import FeatureConfig
 from asr.features.store import compute_feature_store
+from asr.graph.hclg import build_graph
+from asr.graph.phone_lm import BigramLm, estimate_bigram
+from asr.graph.search import SearchOptions
 from asr.hmm.gmm_update import GmmUpdateOptions
 from asr.hmm.model import GmmHmm
 from asr.hmm.pipeline import GmmPipelineConfig, train_gmm_pipeline
+from asr.hmm.stage_transform import load_stage_transform
 from asr.hmm.trainer import GmmTrainOptions
 
 
@@ -43,25 +43,26 @@ def test_mono_decoding_beats_a_phone_loop(mini_timit_dirs: dict[str, Path], tmp_
     train_gmm_pipeline(mini_timit_dirs["train"], static["train"], tmp_path / "exp",
                        GmmPipelineConfig(stages=("mono",), mono=mono))
     stage_dir = tmp_path / "exp" / "mono"
-    sets = {s: (mini_timit_dirs[s], static[s]) for s in ("dev", "test")}
+    model = GmmHmm.load(stage_dir / "final.mdl")
+    transform = load_stage_transform(stage_dir)
+    lm = estimate_bigram([p.split() for p in data["train"].phones.values()], TIMIT48)
+    graph = build_graph(hmm_view(model), lm)
+    refs = {s: {u: p.split() for u, p in data[s].phones.items()} for s in ("dev", "test")}
     out = tmp_path / "gmm_decode"
     # The acoustic scale is tuned on dev only, then used for test.
-    res = decode_gmm_stages(tmp_path / "exp", ("mono",), mini_timit_dirs["train"], sets, out,
-                            GmmDecodeConfig(acoustic_scales=(0.05, 0.1, 0.2)))
-    test = res["mono"]["test"]
+    res = decode_and_score(model, graph, {s: (lambda s=s: transform.apply_all(static[s])) for s in ("dev", "test")},
+                           refs, "dev", GmmDecodeConfig(acoustic_scales=(0.05, 0.1, 0.2)), out)
+    test = res["test"]
     assert test["n_missing"] == 0 and test["n_utts"] == len(data["test"].phones)
-    assert min(res["mono"]["tuning"].values()) == res["mono"]["dev"]["per"]
-    for f in ("lang/phone_bigram.arpa", "lang/G.fst", "mono/HCLG.fst", "mono/decode/test/per_utt.txt"):
-        assert (out / f).is_file(), f
-    assert (out / "mono/decode/test/score.txt").read_text().startswith(f"%WER {test['per']:.2f} [")
+    assert min(res["tuning"].values()) == res["dev"]["per"]
+    assert (out / "test/per_utt.txt").is_file()
+    assert (out / "test/score.txt").read_text().startswith(f"%WER {test['per']:.2f} [")
 
-    model = GmmHmm.load(stage_dir / "final.mdl")
-    refs = {u: p.split() for u, p in data["test"].phones.items()}
     loop = build_graph(hmm_view(model), _flat_lm(TIMIT48))
-    opts = DecodeOptions(acoustic_scale=test["acoustic_scale"])
-    base = write_scoring(tmp_path / "decode" / "test_loop", refs,
-                         decode_stage("mono", stage_dir, static["test"], data["test"].utt2spk, loop, opts, model))
-    print(f"mono PER on tiny test: {test['per']} (dev by scale {res['mono']['tuning']}); "
+    opts = SearchOptions(acoustic_scale=test["acoustic_scale"])
+    base = write_scoring(tmp_path / "decode" / "test_loop", refs["test"],
+                         decode_gmm(model, transform.apply_all(static["test"]), loop, model.tm.phones, opts))
+    print(f"mono PER on tiny test: {test['per']} (dev by scale {res['tuning']}); "
           f"phone loop without LM {base['per']}")
     assert test["per"] < 50.0
     # Measured on tiny (10 x 6 sentences): 29.75 with the bigram, 34.5 with the phone loop.

@@ -1,4 +1,4 @@
-"""Per-stage decoding features match training's, and test-time fMLLR undoes a speaker distortion."""
+"""Per-stage features (read from the stage folder) match training's, and test-time fMLLR undoes a speaker distortion."""
 
 from __future__ import annotations
 
@@ -6,16 +6,18 @@ import kaldiio
 import numpy as np
 import torch
 
-from asr.decode.gmm_decode import DecodeOptions, decode_gmm
+from asr.decode.fmllr_adapt import adapt_fmllr
+from asr.decode.gmm_decode import decode_gmm
 from asr.decode.gmm_model import hmm_view
-from asr.decode.gmm_stage import adapt_fmllr, stage_features
 from asr.graph.hclg import build_graph
+from asr.graph.search import SearchOptions
 from asr.graph.phone_lm import estimate_bigram
 from asr.features.deltas import add_deltas
 from asr.hmm.gmm import DiagGmmSet
 from asr.hmm.lda_mllt_training import transform_set
 from asr.hmm.model import GmmHmm, MonophonePdfMap
 from asr.hmm.topology import TransitionModel
+from asr.hmm.stage_transform import deltas_transform, lda_transform, load_stage_transform
 from asr.hmm.training_set import TrainingSet
 
 PHONES = ["a", "b", "c"]
@@ -26,13 +28,20 @@ def test_stage_features_match_training(tmp_path) -> None:
     static = {f"u{i}": rng.normal(size=(20 + i, 13)).astype(np.float32) for i in range(3)}
     tm = TransitionModel.create(PHONES, num_states=1)
     data = TrainingSet.build(static, {u: "a b" for u in static}, tm)
-    w = torch.from_numpy(rng.normal(size=(40, 13 * 7 + 1)))
-    kaldiio.save_mat(str(tmp_path / "final.mat"), w.numpy())
-    ours = stage_features("tri2", tmp_path, static)
-    theirs = transform_set(data, w, 3)
+    w = torch.from_numpy(rng.normal(size=(40, 13 * 5 + 1)))
+    lda_transform(w, 2).save(tmp_path)  # the splice context is read back from the stage folder
+    loaded = load_stage_transform(tmp_path)
+    assert loaded.splice_context == 2
+    np.testing.assert_array_equal(kaldiio.load_mat(str(tmp_path / "final.mat")), w.numpy())
+    ours = loaded.apply_all(static)
+    theirs = transform_set(data, w, 2)
     for i, u in enumerate(data.utts):
         np.testing.assert_allclose(ours[u], theirs.utt_feats(i).numpy(), rtol=1e-5, atol=1e-4)
-    np.testing.assert_array_equal(stage_features("mono", tmp_path, static)["u1"], add_deltas(static["u1"]))
+    np.testing.assert_allclose(loaded.apply_set(data).feats.numpy(), theirs.feats.numpy(), rtol=1e-6)
+    (tmp_path / "mono").mkdir()
+    deltas_transform().save(tmp_path / "mono")
+    mono = load_stage_transform(tmp_path / "mono")
+    np.testing.assert_array_equal(mono.apply_all(static)["u1"], add_deltas(static["u1"]))
 
 
 def test_fmllr_undoes_a_per_speaker_affine_distortion() -> None:
@@ -54,7 +63,7 @@ def test_fmllr_undoes_a_per_speaker_affine_distortion() -> None:
         scale, shift = (2.0, -1.0) if spk == "s0" else (0.7, 0.8)  # each speaker its own distortion
         name = f"{spk}_u{i}"
         clean[name], distorted[name], utt2spk[name] = x, (scale * x + shift).astype(np.float32), spk
-    opts = DecodeOptions(acoustic_scale=0.1)
+    opts = SearchOptions(acoustic_scale=0.1)
     adapted = adapt_fmllr(model, distorted, utt2spk, graph, opts, min_count=50)
     for u in clean:
         before = np.abs(distorted[u] - clean[u]).mean()

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from asr.decode.gmm_decode import DecodeOptions, decode_gmm, decode_loglikes
+from asr.decode.gmm_decode import decode_gmm
 from asr.decode.gmm_model import hmm_view
+from asr.graph.search import SearchOptions, best_path
 from asr.graph.hclg import GraphOptions, build_graph
 from asr.graph.phone_lm import estimate_bigram
 from asr.errors import AsrError
@@ -53,9 +54,9 @@ def test_tree_graph_follows_the_context(tmp_path) -> None:
         # The right pdf scores 0, all others -20: only the exact triphone path is cheap.
         ll = np.full((len(pdfs), view.num_pdfs), -20.0, dtype=np.float32)
         ll[np.arange(len(pdfs)), pdfs] = 0.0
-        path = decode_loglikes(ll, graph, DecodeOptions(acoustic_scale=1.0))
+        path = best_path(ll, graph, SearchOptions(acoustic_scale=1.0))
         assert path is not None and path.reached_final
-        np.testing.assert_array_equal(path.pdfs, pdfs)  # label i read column i - 1
+        np.testing.assert_array_equal(path.columns, pdfs)  # label i read column i - 1
         assert [PHONES[i - 1] for i in path.labels] == utt
 
 
@@ -71,7 +72,7 @@ def test_monophone_decode_gmm_recovers_phones() -> None:
     graph = build_graph(view, estimate_bigram(UTTS, PHONES), GraphOptions(self_loop_scale=0.1))
     rng = np.random.default_rng(1)
     feats = {f"u{i}": 6.0 * np.eye(n, dtype=np.float32)[_frame_pdfs(model, u, rng)] for i, u in enumerate(UTTS)}
-    hyp = decode_gmm(model, feats, graph, PHONES, DecodeOptions(acoustic_scale=0.1))
+    hyp = decode_gmm(model, feats, graph, PHONES, SearchOptions(acoustic_scale=0.1))
     assert hyp == {f"u{i}": u for i, u in enumerate(UTTS)}
     with pytest.raises(AsrError, match="utterance 'bad'.*expects \\[frames, 9\\]"):
         decode_gmm(model, {"bad": np.zeros((4, 3), np.float32)}, graph, PHONES)
@@ -83,7 +84,7 @@ def test_lm_decides_when_acoustics_are_silent() -> None:
     view = hmm_view(model)
     lm = estimate_bigram([["a", "c"]] * 20 + [["b"]], PHONES)
     graph = build_graph(view, lm, GraphOptions(self_loop_scale=0.0))
-    path = decode_loglikes(np.zeros((10, view.num_pdfs), np.float32), graph, DecodeOptions())
+    path = best_path(np.zeros((10, view.num_pdfs), np.float32), graph, SearchOptions())
     assert [PHONES[i - 1] for i in path.labels] == ["a", "c"]
 
 

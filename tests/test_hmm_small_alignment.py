@@ -11,7 +11,7 @@ from asr.hmm.frame_accuracy import phone_frame_accuracy
 from asr.hmm.gmm_update import GmmUpdateOptions
 from asr.hmm.pipeline import GmmPipelineConfig, train_gmm_pipeline
 from asr.hmm.trainer import GmmTrainOptions
-from asr.train.recipe import gmm_feature_config
+from asr.recipe.features import gmm_feature_config
 
 
 @pytest.mark.slow

@@ -11,7 +11,8 @@ from asr.data.kaldi_dir import load_utterance, read_data_dir
 from asr.data.noise import active_speech_power
 from asr.errors import AsrError
 from asr.features.config import FeatureConfig
-from asr.train.recipe import RecipeSettings, run_recipe
+from asr.recipe.run import run_recipe
+from asr.recipe.settings import RecipeSettings
 
 
 def _settings(root: Path, exp: Path, **kw) -> RecipeSettings:
@@ -54,7 +55,7 @@ def test_align_stage_gives_fmllr_features_of_every_set_and_gmm_baselines(
     import json
     import logging
 
-    from asr.decode.gmm_recipe import GmmDecodeConfig
+    from asr.decode.gmm_decode import GmmDecodeConfig
     from asr.features.store import FeatureStore
 
     from test_hmm_pipeline import _small_config  # the tiny corpus' GMM sizes
@@ -78,17 +79,17 @@ def test_align_stage_gives_fmllr_features_of_every_set_and_gmm_baselines(
         np.testing.assert_allclose(frames.mean(0), 0.0, atol=1e-3)
     # Dev and test were adapted without transcripts: one transform per speaker.
     for name in ["dev", *sets]:
-        trans = tmp_path / "exp" / "gmm" / "tri3" / f"fmllr_{name}" / "trans.scp"
+        trans = tmp_path / "exp" / "gmm" / f"fmllr_{name}" / "trans.scp"
         assert len(trans.read_text().splitlines()) == len(read_data_dir(s.data_dir / name).spk2utt)
-    results = json.loads((tmp_path / "exp" / "gmm" / "decode" / "gmm_results.json").read_text())
     for stage in ("mono", "tri1", "tri2", "tri3"):
+        results = json.loads((tmp_path / "exp" / "gmm" / f"decode_{stage}" / "results.json").read_text())
         for name in ["dev", *sets]:
-            assert 0.0 <= results[stage][name]["per"] < 100.0, (stage, name)
+            assert 0.0 <= results[name]["per"] < 100.0, (stage, name)
     assert "| tri3 |" in caplog.text and "test_white_snr10" in caplog.text
 
     # Unchanged inputs: nothing is recomputed.
-    feats = tmp_path / "exp" / "gmm" / "tri3" / "fmllr_test" / "feats.ark"
-    res = tmp_path / "exp" / "gmm" / "decode" / "gmm_results.json"
+    feats = tmp_path / "exp" / "gmm" / "fmllr_test" / "feats.ark"
+    res = tmp_path / "exp" / "gmm" / "decode_tri3" / "results.json"
     mtimes = feats.stat().st_mtime_ns, res.stat().st_mtime_ns
     run_recipe(s)
     assert (feats.stat().st_mtime_ns, res.stat().st_mtime_ns) == mtimes

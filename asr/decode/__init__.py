@@ -1,8 +1,7 @@
-"""Decoding and scoring.
+"""Decoders and scoring (the search itself is :mod:`asr.graph.search`, which knows no model).
 
-``scoring``: PER/WER and the ``decode/<set>/`` files. ``phone_lm``: bigram phone LM,
-ARPA and G. ``graph``: the decoding graph of a GMM-HMM (or any pdf-based model) with a
-phone bigram. ``gmm_model``: the adapter to :mod:`asr.hmm`. ``gmm_decode``: beam search
-with kaldi-decoder. ``gmm_stage``: features and fMLLR adaptation per pipeline stage,
-acoustic-scale tuning. ``gmm_recipe``: all of it for the stages of a GMM pipeline.
+``scoring``: PER/WER and the ``decode/<set>/`` files (alignment by jiwer). ``tuning``: the
+one dev-set sweep over decoding values. ``gmm_model``: the adapter to :mod:`asr.hmm`.
+``gmm_decode``: GMM-HMM decoding, tuning and scoring of sets. ``fmllr_adapt``: test-time
+fMLLR without transcripts (tri2 first pass, per-speaker transforms).
 """

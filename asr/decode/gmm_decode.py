@@ -1,45 +1,28 @@
-"""Viterbi beam search of GMM likelihoods through a decoding graph (kaldi-decoder).
+"""GMM-HMM phone recognition: GMM log-likelihoods through the one search of :mod:`asr.graph.search`.
 
-``kaldi_decoder.FasterDecoder`` (Kaldi's ``faster-decoder``) walks the graph of
-:mod:`asr.graph.hclg`; ``DecodableCtc`` serves it the scaled log-likelihood matrix,
-reading column ``label - 1`` for input label ``label`` and applying no scale itself, so
-the acoustic scale is applied here. The search minimises ``graph cost - scaled
-log-likelihood``.
+:func:`decode_gmm` decodes frames already transformed for the model (the stage's
+transform, and fMLLR for tri3); :func:`decode_and_score` tunes the acoustic scale on the
+tuning (dev) set, decodes every other set with it, and scores them all.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
 from asr.decode.gmm_model import gmm_log_likelihoods
+from asr.decode.scoring import fold_to_39, score, write_scoring
+from asr.decode.tuning import sweep
 from asr.errors import AsrError
+from asr.graph.search import SearchOptions, decode_utterances
 from asr.hmm.model import GmmHmm
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class DecodeOptions:
-    """Search options (Kaldi ``gmm-decode-faster`` names and defaults).
-
-    Attributes:
-        acoustic_scale: scale of the log-likelihoods relative to graph costs.
-        beam: pruning beam in cost units at acoustic scale 0.1 (Kaldi's usual 13 at
-            about that scale). A larger acoustic scale widens it in proportion, so the
-            search keeps paths within the same acoustic log-likelihood margin; without
-            that, scales above ~0.2 lose the final state (search errors).
-        max_active: most tokens kept per frame.
-        min_active: fewest tokens kept per frame.
-    """
-
-    acoustic_scale: float = 0.1
-    beam: float = 13.0
-    max_active: int = 7000
-    min_active: int = 20
 
 
 @dataclass
@@ -47,66 +30,31 @@ class GmmDecodeConfig:
     """Options of GMM decoding.
 
     Attributes:
-        acoustic_scales: candidates tried on the tuning set.
-        tune_set: name of the tuning set among the sets given (never a test set).
+        acoustic_scales: candidates tried on the tuning (dev) set; the best is used for
+            every other set.
         beam, max_active: search pruning (Kaldi ``decode.sh`` defaults).
         self_loop_scale: scale of HMM transition log-probabilities in the graph.
     """
 
     acoustic_scales: tuple[float, ...] = (0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3)
-    tune_set: str = "dev"
     beam: float = 13.0
     max_active: int = 7000
     self_loop_scale: float = 0.1
 
-
-@dataclass
-class BestPath:
-    """The best path of one utterance.
-
-    Attributes:
-        pdfs: [T] pdf id of each frame.
-        labels: output labels (phone id + 1 with :mod:`asr.graph.hclg`).
-        reached_final: False when no final state survived and a partial path was used.
-    """
-
-    pdfs: np.ndarray
-    labels: list[int]
-    reached_final: bool
+    def search(self, acoustic_scale: float = 0.1) -> SearchOptions:
+        """Search options with these pruning settings."""
+        return SearchOptions(acoustic_scale=acoustic_scale, beam=self.beam, max_active=self.max_active)
 
 
-def decode_loglikes(loglikes: np.ndarray, graph, opts: DecodeOptions) -> BestPath | None:
-    """Best path of one utterance.
-
-    Args:
-        loglikes: [T, num_pdfs] natural-log likelihoods (unscaled).
-        graph: ``kaldifst.StdVectorFst``, input labels pdf + 1.
-        opts: search options.
-
-    Returns:
-        the best path, or None when no path survived the beam.
-    """
-    import kaldi_decoder
-    import kaldifst
-
-    beam = opts.beam * max(1.0, opts.acoustic_scale / 0.1)
-    dopts = kaldi_decoder.FasterDecoderOptions(beam=beam, max_active=opts.max_active,
-                                               min_active=opts.min_active)
-    decoder = kaldi_decoder.FasterDecoder(graph, dopts)
-    decoder.decode(kaldi_decoder.DecodableCtc(np.ascontiguousarray(loglikes * opts.acoustic_scale,
-                                                                   dtype=np.float32)))
-    final = decoder.reached_final()
-    ok, lattice = decoder.get_best_path(use_final_probs=final)
-    if not ok:
-        return None
-    ok, ilabels, olabels, _ = kaldifst.get_linear_symbol_sequence(lattice)
-    if not ok:  # a best path is linear by construction
-        raise AsrError("decoder: best path is not linear")
-    return BestPath(np.asarray(ilabels, dtype=np.int64) - 1, list(olabels), final)
+def _check_dims(model: GmmHmm, utt: str, x: np.ndarray) -> np.ndarray:
+    if x.ndim != 2 or x.shape[1] != model.gmm.dim:
+        raise AsrError(f"utterance '{utt}': features of shape {tuple(x.shape)}, the model "
+                       f"expects [frames, {model.gmm.dim}]")
+    return x
 
 
 def decode_gmm(model: GmmHmm, feats: Mapping[str, np.ndarray], graph, phones: Sequence[str],
-               opts: DecodeOptions | None = None) -> dict[str, list[str]]:
+               opts: SearchOptions | None = None) -> dict[str, list[str]]:
     """Decode utterances with a GMM-HMM.
 
     Args:
@@ -117,27 +65,57 @@ def decode_gmm(model: GmmHmm, feats: Mapping[str, np.ndarray], graph, phones: Se
         opts: search options.
 
     Returns:
-        utt -> recognised phones. Utterances where the search found no path are left out
-        and counted in a warning (scoring counts them as all deletions).
+        utt -> recognised phones (utterances without any path are left out and counted
+        in a warning; scoring counts them as all deletions).
     """
-    opts = opts or DecodeOptions()
-    out: dict[str, list[str]] = {}
-    not_final = failed = 0
-    for utt in sorted(feats):
-        x = feats[utt]
-        if x.ndim != 2 or x.shape[1] != model.gmm.dim:
-            raise AsrError(f"utterance '{utt}': features of shape {tuple(x.shape)}, the model "
-                           f"expects [frames, {model.gmm.dim}]")
-        path = decode_loglikes(gmm_log_likelihoods(model, x), graph, opts)
-        if path is None:
-            failed += 1
-            continue
-        not_final += not path.reached_final
-        out[utt] = [phones[i - 1] for i in path.labels]
-    if not_final:
-        log.warning("decode: %d of %d utterance(s) reached no final state; used their best partial path",
-                    not_final, len(feats))
-    if failed:
-        log.warning("decode: %d of %d utterance(s) gave no path at all (beam %.1f); no hypothesis",
-                    failed, len(feats), opts.beam)
-    return out
+    return decode_utterances(sorted(feats), lambda u: gmm_log_likelihoods(model, _check_dims(model, u, feats[u])),
+                             graph, phones, opts or SearchOptions())
+
+
+def decode_and_score(model: GmmHmm, graph, frames: Mapping[str, Callable[[], Mapping[str, np.ndarray]]],
+                     refs: Mapping[str, Mapping[str, Sequence[str]]], tune_set: str, cfg: GmmDecodeConfig,
+                     out_dir: str | os.PathLike) -> dict:
+    """Tune the acoustic scale on ``tune_set``, decode every set with it, score each.
+
+    Args:
+        model, graph: a stage's model and decoding graph.
+        frames: set -> a function giving utt -> [T, D] frames of that set (called once).
+        refs: set -> utt -> reference phones (48-set).
+        tune_set: the set the scale is chosen on (the dev set; never a test set).
+        cfg: candidate scales and search options.
+        out_dir: receives ``<set>/`` with ``hyp.txt``, ``ref.txt``, ``per_utt.txt``, ``score.txt``.
+
+    Returns:
+        ``{"tuning": {scale: PER}, "acoustic_scale": best, <set>: write_scoring's dict
+        plus "acoustic_scale"}``.
+    """
+    if tune_set not in frames:
+        raise AsrError(f"GMM decoding: the tuning set '{tune_set}' is not among the sets {sorted(frames)}")
+    phones = model.tm.phones
+    tune_frames = frames[tune_set]()
+    refs39 = fold_to_39(refs[tune_set])
+    tuned = sweep(
+        {"acoustic_scale": list(cfg.acoustic_scales)}, sorted(tune_frames),
+        lambda u: gmm_log_likelihoods(model, _check_dims(model, u, tune_frames[u])),
+        lambda ll, p: _one_best(ll, graph, phones, cfg.search(p["acoustic_scale"])),
+        lambda hyps: score(refs39, fold_to_39(hyps)).counts.rate())
+    scale = tuned.best["acoustic_scale"]
+    results: dict = {"tuning": {str(p["acoustic_scale"]): round(e, 2) for p, e in tuned.table},
+                     "acoustic_scale": scale}
+    out = Path(out_dir)
+    for name in frames:
+        if name == tune_set:
+            hyps = tuned.best_hyps
+        else:
+            hyps = decode_gmm(model, frames[name](), graph, phones, cfg.search(scale))
+        res = write_scoring(out / name, refs[name], hyps)
+        results[name] = {**res, "acoustic_scale": scale}
+        log.info("%s: PER %.2f%% (acoustic scale %.3g, tuned on %s)", name, res["per"], scale, tune_set)
+    return results
+
+
+def _one_best(loglikes: np.ndarray, graph, phones: Sequence[str], opts: SearchOptions) -> list[str] | None:
+    from asr.graph.search import best_path
+
+    path = best_path(loglikes, graph, opts)
+    return None if path is None else [phones[i - 1] for i in path.labels]

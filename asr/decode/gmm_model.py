@@ -1,45 +1,17 @@
 """What decoding needs from a GMM-HMM (``asr.hmm``), gathered in one place.
 
-Graph building and decoding use only :class:`HmmView` and :func:`gmm_log_likelihoods`,
-so a change in ``asr.hmm``'s classes is absorbed here.
+Graph building sees a model only through :class:`asr.graph.hmm_view.HmmView` and the
+search only through a log-likelihood matrix (:func:`gmm_log_likelihoods`), so a change in
+``asr.hmm``'s classes is absorbed here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
+from asr.graph.hmm_view import HmmView
 from asr.hmm.model import GmmHmm, MonophonePdfMap
-
-
-@dataclass
-class HmmView:
-    """Topology, transition log-probabilities and pdf lookup of an acoustic model.
-
-    Attributes:
-        phones: phone symbols; phone id = index.
-        num_states: states per phone.
-        state_offset: [num_phones] HMM-state id of each phone's state 0.
-        log_loop: [num_hmm_states] natural log of each HMM state's self-loop probability.
-        log_forward: [num_hmm_states] natural log of leaving each HMM state.
-        num_pdfs: number of pdfs (columns of the likelihood matrix).
-        context_dependent: whether pdfs depend on the neighbouring phones.
-        boundary: the context id standing for "no phone" (utterance start or end).
-        pdf: (left, centre, right, state) -> pdf id; ``left``/``right`` may be ``boundary``.
-    """
-
-    phones: list[str]
-    num_states: list[int]
-    state_offset: np.ndarray
-    log_loop: np.ndarray
-    log_forward: np.ndarray
-    num_pdfs: int
-    context_dependent: bool
-    boundary: int
-    pdf: Callable[[int, int, int, int], int]
 
 
 def hmm_view(model: GmmHmm) -> HmmView:

@@ -7,20 +7,21 @@ Each stage writes into ``out_dir/<stage>/``:
     phone_ali.{ark,scp}       phone id per frame (``phones.txt`` numbering, Kaldi style)
     chain_ali.{ark,scp}       chain position per frame (what the next stage starts from)
     phones.txt, pdf_counts.txt, history.jsonl (one line per iteration)
+    transform.json            the stage's feature transform (:mod:`asr.hmm.stage_transform`)
     final.mat                 tri2/tri3: [40, 13 * 7 + 1] LDA+MLLT transform of spliced frames
     trans.{ark,scp}           tri3: per-speaker fMLLR transforms [40, 41] on LDA+MLLT frames
     fmllr_feats.{ark,scp}     tri3: adapted training features
-    done.json                 written last: fingerprint of inputs and options, and the results
+    done.json                 written last (:mod:`asr.stage`): fingerprint and results
 
-A stage whose ``done.json`` fingerprint matches its inputs (features, transcripts,
-options, previous stage) is loaded instead of retrained.
+Each stage is a stage of :mod:`asr.stage`: one whose ``done.json`` fingerprint matches
+its inputs (features, transcripts, options, the previous stage's build) is loaded
+instead of retrained.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -36,13 +37,15 @@ import torch
 from asr.data.kaldi_dir import read_data_dir
 from asr.data.phones import SILENCE_48, TIMIT48
 from asr.errors import AsrError
+from asr.stage import fingerprint, read_done, run_stage
 from asr.features.deltas import add_deltas
 from asr.hmm.alignment_io import write_alignments, write_fmllr
 from asr.hmm.gmm_update import GmmUpdateOptions
-from asr.hmm.lda_mllt_training import train_lda_mllt, transform_set
+from asr.hmm.lda_mllt_training import train_lda_mllt
 from asr.hmm.model import GmmHmm
 from asr.hmm.mono import train_mono
 from asr.hmm.sat_training import apply_speaker_transforms, train_sat
+from asr.hmm.stage_transform import StageTransform, deltas_transform, lda_transform, load_stage_transform
 from asr.hmm.topology import TransitionModel
 from asr.hmm.trainer import AlignResult, GmmTrainOptions
 from asr.hmm.training_set import TrainingSet
@@ -52,6 +55,8 @@ from asr.hmm.triphone import train_triphone, tri_train_options
 log = logging.getLogger(__name__)
 
 STAGES = ("mono", "tri1", "tri2", "tri3")
+# Code version of each stage's output (asr.stage): bump one when its training changes.
+STAGE_VERSIONS = {"mono": 2, "tri1": 2, "tri2": 2, "tri3": 2}
 
 
 @dataclass
@@ -108,28 +113,10 @@ def _load_static(feats: Any, utts: list[str]) -> dict[str, np.ndarray]:
     return {u: np.asarray(getter(u), dtype=np.float32) for u in utts if u in feats}
 
 
-def _fingerprint(*parts: Any) -> str:
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(json.dumps(p, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:16]
-
-
 def _data_fingerprint(data: TrainingSet) -> str:
     x = data.feats.double()
-    return _fingerprint(data.utts, [ids.tolist() for ids in data.phone_ids], data.speakers,
-                        data.feats.shape, round(float(x.sum()), 3), round(float((x * x).sum()), 3))
-
-
-def _stage_done(stage_dir: Path, fingerprint: str) -> dict | None:
-    done = stage_dir / "done.json"
-    if not done.is_file():
-        return None
-    info = json.loads(done.read_text())
-    files = ["final.mdl", "ali.scp", "phone_ali.scp", "chain_ali.scp"]
-    if info.get("fingerprint") != fingerprint or not all((stage_dir / f).is_file() for f in files):
-        return None
-    return info
+    return fingerprint(data.utts, [ids.tolist() for ids in data.phone_ids], data.speakers,
+                       data.feats.shape, round(float(x.sum()), 3), round(float((x * x).sum()), 3))
 
 
 def _read_positions(stage_dir: Path, data: TrainingSet) -> list[np.ndarray | None]:
@@ -138,10 +125,9 @@ def _read_positions(stage_dir: Path, data: TrainingSet) -> list[np.ndarray | Non
 
 
 def _write_stage(stage_dir: Path, model: GmmHmm, data: TrainingSet, result: AlignResult,
-                 history: list[dict]) -> None:
-    stage_dir.mkdir(parents=True, exist_ok=True)
-    (stage_dir / "done.json").unlink(missing_ok=True)  # incomplete until rewritten
+                 history: list[dict], transform: StageTransform) -> None:
     model.save(stage_dir / "final.mdl")
+    transform.save(stage_dir)
     write_alignments(model, data, result.positions, stage_dir)
     with kaldiio.WriteHelper(f"ark,scp:{stage_dir / 'chain_ali.ark'},{stage_dir / 'chain_ali.scp'}") as w:
         for u, pos in zip(data.utts, result.positions):
@@ -184,57 +170,61 @@ def train_gmm_pipeline(train_dir: str | os.PathLike, feats: Any, out_dir: str | 
                                          for i in range(len(static))]))
     del static_np
     results: dict[str, dict] = {}
-    prev_fp = _data_fingerprint(static)
+    data_fp = _data_fingerprint(static)
+    upstream: list = [p for p in (train_dir, getattr(feats, "path", None)) if p is not None and read_done(p)]
     model = positions = None
-    transform = None
+    transform: StageTransform | None = None
     for stage in cfg.stages:
-        stage_dir = out / stage
         opts = getattr(cfg, stage)
         tree_opts = getattr(cfg, f"{stage}_tree", None)
         extra = {"lda_dim": cfg.lda_dim, "splice": cfg.splice_context, "mllt_iters": cfg.mllt_iters,
                  "fmllr_iters": cfg.fmllr_iters, "silence_weight": 0.0} if stage in ("tri2", "tri3") else {}
-        fp = _fingerprint(prev_fp, stage, dataclasses.asdict(opts),
-                          dataclasses.asdict(tree_opts) if tree_opts else None, extra, tm.state_dict())
-        t0 = time.perf_counter()
-        done = _stage_done(stage_dir, fp)
-        if done is not None:
-            log.info("%s: outputs in %s are up to date; reusing them", stage, stage_dir)
-            model = GmmHmm.load(stage_dir / "final.mdl")
-            positions = _read_positions(stage_dir, static)
-            if stage in ("tri2", "tri3"):
-                transform = torch.from_numpy(np.array(kaldiio.load_mat(str(stage_dir / "final.mat"))))
-            results[stage] = {**done["results"], "reused": True}
-            prev_fp = fp
-            continue
-        stage_tm = copy.deepcopy(tm if model is None else model.tm)
-        speaker_transforms = None
-        if stage == "mono":
-            model, result, history = train_mono(stage_tm, delta, opts)
-        elif stage == "tri1":
-            model, result, history = train_triphone(stage_tm, delta, positions, tree_opts, opts, stage="tri1")
-        elif stage == "tri2":
-            prev_model = model
-            model, result, history, transform = train_lda_mllt(
-                stage_tm, static, positions, prev_model, tree_opts, opts, cfg.lda_dim,
-                cfg.splice_context, cfg.mllt_iters, silence_ids)
+        key = {"data": data_fp, "stage": stage, "options": dataclasses.asdict(opts),
+               "tree": dataclasses.asdict(tree_opts) if tree_opts else None, "extra": extra,
+               "topology": tm.state_dict()}
+        built: dict[str, Any] = {}
+
+        def build(tmp: Path, stage: str = stage, opts=opts, tree_opts=tree_opts) -> dict:
+            t0 = time.perf_counter()
+            stage_tm = copy.deepcopy(tm if model is None else model.tm)
+            speaker_transforms = si = None
+            if stage == "mono":
+                new_model, result, history = train_mono(stage_tm, delta, opts)
+                new_transform = deltas_transform()
+            elif stage == "tri1":
+                new_model, result, history = train_triphone(stage_tm, delta, positions, tree_opts, opts, stage="tri1")
+                new_transform = deltas_transform()
+            elif stage == "tri2":
+                new_model, result, history, mat = train_lda_mllt(
+                    stage_tm, static, positions, model, tree_opts, opts, cfg.lda_dim,
+                    cfg.splice_context, cfg.mllt_iters, silence_ids)
+                new_transform = lda_transform(mat, cfg.splice_context)
+            else:
+                new_transform = transform  # SAT keeps tri2's LDA+MLLT
+                si = new_transform.apply_set(static)
+                new_model, result, history, speaker_transforms = train_sat(
+                    stage_tm, si, positions, model, tree_opts, opts, cfg.fmllr_iters, silence_ids)
+            data = delta if stage in ("mono", "tri1") else static
+            _write_stage(tmp, new_model, data, result, history, new_transform)
+            if speaker_transforms is not None:
+                write_fmllr(tmp, speaker_transforms, apply_speaker_transforms(si, speaker_transforms))
+            built.update(model=new_model, positions=result.positions, transform=new_transform)
+            secs = time.perf_counter() - t0
+            summary = {"seconds": secs, "num_pdfs": new_model.pdf_map.num_pdfs, "num_gauss": new_model.gmm.num_gauss,
+                       "log_like_per_frame": result.log_like / max(1, result.num_frames),
+                       "num_frames": result.num_frames, "failed": len(result.failed)}
+            log.info("%s: done in %.1fs: %d pdfs, %d Gaussians, avg log-likelihood %.4f, %d unaligned",
+                     stage, secs, summary["num_pdfs"], summary["num_gauss"], summary["log_like_per_frame"],
+                     summary["failed"])
+            return summary
+
+        r = run_stage(out / stage, key, build, name=f"gmm/{stage}", version=STAGE_VERSIONS[stage], inputs=upstream)
+        if r.reused:
+            model = GmmHmm.load(r.path / "final.mdl")
+            positions = _read_positions(r.path, static)
+            transform = load_stage_transform(r.path)
         else:
-            si = transform_set(static, transform, cfg.splice_context)
-            model, result, history, speaker_transforms = train_sat(
-                stage_tm, si, positions, model, tree_opts, opts, cfg.fmllr_iters, silence_ids)
-        data = delta if stage in ("mono", "tri1") else static
-        _write_stage(stage_dir, model, data, result, history)
-        if stage in ("tri2", "tri3"):
-            kaldiio.save_mat(str(stage_dir / "final.mat"), transform.numpy())
-        if speaker_transforms is not None:
-            write_fmllr(stage_dir, speaker_transforms, apply_speaker_transforms(si, speaker_transforms))
-        positions = result.positions
-        secs = time.perf_counter() - t0
-        results[stage] = {"seconds": secs, "num_pdfs": model.pdf_map.num_pdfs, "num_gauss": model.gmm.num_gauss,
-                          "log_like_per_frame": result.log_like / max(1, result.num_frames),
-                          "num_frames": result.num_frames, "failed": len(result.failed), "reused": False}
-        (stage_dir / "done.json").write_text(json.dumps({"fingerprint": fp, "results": results[stage]}, indent=1))
-        log.info("%s: done in %.1fs: %d pdfs, %d Gaussians, avg log-likelihood %.4f, %d unaligned",
-                 stage, secs, results[stage]["num_pdfs"], results[stage]["num_gauss"],
-                 results[stage]["log_like_per_frame"], results[stage]["failed"])
-        prev_fp = fp
+            model, positions, transform = built["model"], built["positions"], built["transform"]
+        results[stage] = {**r.summary, "reused": r.reused}
+        upstream = [r]
     return results

@@ -20,13 +20,10 @@ from asr.hmm.gmm import GmmStats
 from asr.hmm.gmm_update import GmmUpdateOptions, mixup_targets, split_gaussians, update_gmm_ml
 from asr.hmm.model import GmmHmm
 from asr.hmm.topology import transition_counts
-from asr.hmm.training_set import TrainingSet
+from asr.hmm.training_set import Alignments, TrainingSet
 from asr.hmm.viterbi import equal_alignment, viterbi_batch
 
 log = logging.getLogger(__name__)
-
-# Per utterance: chain position of each frame, or None if it could not be aligned.
-Alignments = list[np.ndarray | None]
 
 MONO_REALIGN_ITERS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 18, 20, 23, 26, 29, 32, 35, 38)
 

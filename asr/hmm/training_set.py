@@ -12,6 +12,9 @@ import torch
 from asr.errors import AsrError
 from asr.hmm.topology import TransitionModel
 
+# Per utterance: chain position of each frame, or None if it could not be aligned.
+Alignments = list[np.ndarray | None]
+
 log = logging.getLogger(__name__)
 
 

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from asr.hmm.topology import TransitionModel
-from asr.hmm.trainer import Alignments
-from asr.hmm.training_set import TrainingSet
+from asr.hmm.training_set import Alignments, TrainingSet
 
 _LOG_2PI = math.log(2.0 * math.pi)
 

@@ -1,1 +1,1 @@
-"""Recipe stages, trainer, optimisers and schedules, checkpoints."""
+"""Training: optimisers and schedules (``optim``); the trainer and checkpoints come with training."""

@@ -1,0 +1,52 @@
+"""A recipe's stages in order: data -> features -> lang -> GMM alignments -> training -> decoding.
+
+Experiment folder (each folder a stage of :mod:`asr.stage`, reused while its inputs and
+options are unchanged; see :mod:`asr.recipe.gmm` for ``gmm/``)::
+
+    exp_dir/data/<set>/            Kaldi data dirs (clean sets from the corpus, contaminated copies)
+    exp_dir/features/<set>/        the network's features (fbank, mfcc, a wrapped scp, or fMLLR)
+    exp_dir/features_gmm/<set>/    the GMM front end (13 MFCCs) for the GMM-HMM stages
+    exp_dir/lang/                  symbol tables, lexicon, phone bigram and word n-gram (asr.graph.lang)
+    exp_dir/gmm/...                GMM-HMM stages, dev alignments, graphs, fMLLR features, baselines
+"""
+
+from __future__ import annotations
+
+import logging
+
+from asr.errors import AsrError
+from asr.recipe.data import prepare_data_sets
+from asr.recipe.features import compute_feature_stores, compute_gmm_feature_stores, needs_gmm
+from asr.recipe.gmm import run_gmm_stages
+from asr.recipe.lang import build_lang
+from asr.recipe.settings import STAGES, RecipeSettings
+
+log = logging.getLogger(__name__)
+
+
+def run_recipe(s: RecipeSettings) -> str:
+    """Run the stages up to ``s.stop_stage``; returns the last stage completed.
+
+    Raises:
+        AsrError: a stage failed, or a stage that is not built yet was asked for.
+    """
+    if s.stop_stage is not None and s.stop_stage not in STAGES:
+        raise AsrError(f"stop_stage: '{s.stop_stage}' is not one of {', '.join(STAGES)}")
+    last = s.stop_stage or STAGES[-1]
+    sets = prepare_data_sets(s)
+    if last == "data":
+        return "data"
+    if s.features_kind != "fmllr":
+        compute_feature_stores(s, sets)
+    gmm_stores = compute_gmm_feature_stores(s, sets) if needs_gmm(s) else {}
+    if last == "features":
+        return "features"
+    lang = build_lang(s, sets)
+    if needs_gmm(s):
+        run_gmm_stages(s, sets, gmm_stores, lang)
+    if last == "align":
+        return "align"
+    raise AsrError(
+        f"stage '{STAGES[STAGES.index('align') + 1]}' is not built yet; "
+        "run with stop_stage=align (or data, features)"
+    )
