@@ -1,10 +1,11 @@
-"""What every CLI shares: where the configs live and how user errors are reported."""
+"""What every CLI shares: where the configs live, the Hydra app, and how user errors are reported."""
 
 from __future__ import annotations
 
 import functools
 import logging
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -12,10 +13,37 @@ from omegaconf.errors import MissingMandatoryValue
 
 from asr.errors import AsrError
 
-# configs/ sits at the repository top level, beside the package (editable install).
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
-
 F = TypeVar("F", bound=Callable)
+
+
+def find_config_dir() -> str:
+    """Where the Hydra configs are.
+
+    ``configs/`` sits at the repository top level and is installed as the package
+    ``asr.configs`` (a wheel holds it under ``asr/configs/``; an editable install maps the
+    package to the repository's folder). Running ``python -m asr.cli...`` from a checkout
+    that is not installed, the repository's ``asr/`` shadows any install and
+    ``asr.configs`` may not import: then the ``configs/`` folder beside the package is used.
+    """
+    try:
+        root = resources.files("asr.configs")
+    except ModuleNotFoundError:
+        return str(Path(__file__).resolve().parents[2] / "configs")
+    # A package in a folder is a Path; anything else (a zip) is read through Hydra's importlib source.
+    return str(root) if isinstance(root, Path) else "pkg://asr.configs"
+
+
+CONFIG_DIR = find_config_dir()
+
+
+def hydra_app(config_name: str) -> Callable[[F], F]:
+    """``hydra.main`` on ``CONFIG_DIR/<config_name>.yaml``, with the config schemas registered first."""
+    import hydra
+
+    from asr.recipe.schema import register
+
+    register()
+    return hydra.main(version_base=None, config_path=CONFIG_DIR, config_name=config_name)
 
 
 def report_user_errors(fn: F) -> F:

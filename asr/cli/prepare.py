@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
-from asr.cli.common import CONFIG_DIR, report_user_errors
+from asr.cli.common import hydra_app, report_user_errors
 from asr.errors import AsrError
 
 
-@hydra.main(version_base=None, config_path=CONFIG_DIR, config_name="prepare")
+@hydra_app("prepare")
 @report_user_errors
 def main(cfg: DictConfig) -> None:
     out = Path(cfg.out)

@@ -6,72 +6,77 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from asr.cli.common import CONFIG_DIR, report_user_errors
+from asr.cli.common import hydra_app, report_user_errors
+from asr.errors import AsrError
 
 if TYPE_CHECKING:
     from asr.features.config import FeatureConfig
-    from asr.hmm.pipeline import GmmPipelineConfig
-    from asr.train.recipe import RecipeSettings
+    from asr.recipe.settings import RecipeSettings
 
 log = logging.getLogger("asr")
 
 
 def settings_from_config(cfg: DictConfig) -> "RecipeSettings":
-    """Plain settings from the composed config (the library never sees a DictConfig)."""
-    # Imported here so that --help and --cfg stay fast (no torch import).
-    from asr.features.config import FeatureConfig
-    from asr.train.recipe import RecipeSettings
+    """Plain settings from the composed config (the library never sees a DictConfig).
 
-    feats = OmegaConf.to_container(cfg.features, resolve=True)
-    kind = feats["kind"]
+    Each group goes whole to the object that reads it; the keys and their types were
+    checked by the schemas of :mod:`asr.recipe.schema` when Hydra composed ``cfg``.
+    """
+    # Imported here so that --help and --cfg stay fast (no torch import).
+    from asr.decode.gmm_decode import GmmDecodeConfig
+    from asr.hmm.pipeline import GmmPipelineConfig
+    from asr.nn.spec import ModelSpec
+    from asr.recipe.settings import RecipeSettings
+    from asr.train.optim import OptimConfig
+
+    c = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    data, feats, task = c["data"], c["features"], c["task"]
+    if data["name"] != "timit":
+        raise AsrError(f"data.name: '{data['name']}' is not a TIMIT-layout corpus (the only kind there is)")
     return RecipeSettings(
-        corpus_root=Path(cfg.data.root),
-        exp_dir=Path(cfg.exp_dir),
-        data_dir=Path(cfg.data.data_dir),
-        train_set=cfg.data.train_set,
-        dev_set=cfg.data.dev_set,
-        test_sets=list(cfg.data.test_sets),
-        features=fmllr_transforms(feats) if kind == "fmllr" else FeatureConfig.from_dict({**feats, "seed": cfg.seed}),
-        features_kind=kind,
-        task=cfg.task.name,
-        alignment_stage=cfg.task.get("alignment_stage", "tri3"),
-        gmm_decode=bool(cfg.task.get("gmm_decode", False)),
-        gmm=gmm_config(cfg.task.get("gmm")),
-        seed=int(cfg.seed),
-        num_workers=int(cfg.num_workers),
-        stop_stage=cfg.stop_stage,
+        corpus_root=Path(data["root"]),
+        exp_dir=Path(c["exp_dir"]),
+        data_dir=Path(data["data_dir"]),
+        train_set=data["train_set"],
+        dev_set=data["dev_set"],
+        test_sets=data["test_sets"],
+        features=feature_config(feats),
+        features_kind=feats["kind"],
+        task=task["name"],
+        alignment_stage=task.get("alignment_stage", "tri3"),  # ctc: the stage fMLLR features need
+        gmm_decode=task["gmm_decode"],
+        gmm=GmmPipelineConfig.with_sizes(**task["gmm"]),
+        gmm_decoding=GmmDecodeConfig(**{**task["gmm_decoding"],
+                                        "acoustic_scales": tuple(task["gmm_decoding"]["acoustic_scales"])}),
+        model=ModelSpec.from_dict(c["model"]),
+        optim=OptimConfig.from_dict(c["optim"]),
+        seed=c["seed"],
+        num_workers=c["num_workers"],
+        stop_stage=c["stop_stage"],
     )
 
 
-def gmm_config(sizes: DictConfig | None) -> "GmmPipelineConfig | None":
-    """The GMM-HMM pipeline options of ``task.gmm`` (None: the pipeline's defaults)."""
-    if sizes is None:
-        return None
-    from asr.hmm.pipeline import GmmPipelineConfig
-
-    return GmmPipelineConfig.with_sizes(**OmegaConf.to_container(sizes, resolve=True))
-
-
-def fmllr_transforms(feats: dict) -> "FeatureConfig":
-    """``features=fmllr``: the CMVN/delta/splice options applied on top of the fMLLR frames."""
+def feature_config(feats: dict) -> "FeatureConfig":
+    """The ``features`` group as a :class:`FeatureConfig`; for ``features=fmllr``, the
+    CMVN/delta/splice options applied on top of the tri3 fMLLR frames."""
     from asr.features.config import TRANSFORM_FIELDS, FeatureConfig
 
-    if feats.get("gmm_stage", "tri3") != "tri3":
-        from asr.errors import AsrError
+    if feats["kind"] != "fmllr":
+        return FeatureConfig.from_dict(feats)
+    if feats["gmm_stage"] != "tri3":
+        raise AsrError(f"features.gmm_stage: fMLLR features come from tri3 (SAT), not '{feats['gmm_stage']}'")
+    return FeatureConfig(**{k: feats[k] for k in TRANSFORM_FIELDS})
 
-        raise AsrError(f"features.gmm_stage: fMLLR features come from tri3, not '{feats['gmm_stage']}'")
-    return FeatureConfig(**{k: feats[k] for k in TRANSFORM_FIELDS if k in feats})
 
-
-@hydra.main(version_base=None, config_path=CONFIG_DIR, config_name="train")
+@hydra_app("train")
 @report_user_errors
 def main(cfg: DictConfig) -> None:
-    from asr.train.recipe import run_recipe
+    settings = settings_from_config(cfg)
+    from asr.recipe.run import run_recipe
 
-    done = run_recipe(settings_from_config(cfg))
+    done = run_recipe(settings)
     log.info("recipe %s: completed up to stage '%s' in %s", cfg.recipe_name, done, cfg.exp_dir)
 
 

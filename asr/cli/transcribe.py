@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 
-from asr.cli.common import CONFIG_DIR, not_built_yet, report_user_errors
+from asr.cli.common import hydra_app, not_built_yet, report_user_errors
 
 
-@hydra.main(version_base=None, config_path=CONFIG_DIR, config_name="transcribe")
+@hydra_app("transcribe")
 @report_user_errors
 def main(cfg: DictConfig) -> None:
     not_built_yet("asr-transcribe", "transcription lands with the decoding issue")

@@ -196,7 +196,8 @@ def compute_feature_store(
         _log_summary(out_dir, summary)
         return {k: v for k, v in summary.items() if k != "skipped"}
 
-    run_stage(out_dir, key, build, name=f"features/{out_dir.name}", version=STORE_VERSION, inputs=upstream)
+    run_stage(out_dir, key, build, name=f"{out_dir.parent.name}/{out_dir.name}", version=STORE_VERSION,
+              inputs=upstream)
     return FeatureStore(out_dir, cfg)
 
 
