@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= exp/mini_timit_small
 
-.PHONY: demo test test-all
+.PHONY: demo test test-fast
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,9 @@ demo: $(STAMP)
 	OMP_NUM_THREADS=1 $(VENV)/bin/asr-train recipe=timit_ligru data.root=$(DEMO_DIR)/corpus exp_dir=$(DEMO_DIR)/timit_ligru stop_stage=align \
 		task.gmm.leaves=500 task.gmm.gauss=3000
 
+# The whole suite (what CI runs): slow end-to-end tests included.
 test: $(STAMP)
-	$(PY) -m pytest -q
-
-test-all: $(STAMP)
 	$(PY) -m pytest -q -m ''
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q

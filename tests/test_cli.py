@@ -189,6 +189,22 @@ def test_native_library_output_goes_to_the_log_file_only(tmp_path: Path) -> None
     assert "[asr][INFO] - asr-line" in log and "[asr.native][INFO] - native-line" in log
 
 
+def test_kaldilm_lines_of_a_real_run_reach_the_log_file_not_the_terminal(mini_timit_root: Path,
+                                                                           tmp_path: Path) -> None:
+    """asr-train up to the lang folder (CTC on fbank needs no GMMs): kaldilm prints on
+    every ARPA -> G conversion, straight to the process' file descriptors."""
+    exp = tmp_path / "exp"
+    res = _run("train", "recipe=timit_ligru_ctc", f"data.root={mini_timit_root}", f"exp_dir={exp}",
+               "stop_stage=align", "num_workers=1", "features.num_mel_bins=23")
+    assert res.returncode == 0, res.stderr
+    console = res.stdout + res.stderr
+    assert "lang: built" in console
+    assert "Reading \\data\\ section" not in console and "[I]" not in console, console
+    log = (exp / "train.log").read_text()
+    assert "[asr.native]" in log and "Reading \\data\\ section" in log
+    assert (exp / "lang" / "G_words.fst").is_file() and (exp / "lang" / "tokens.txt").is_file()
+
+
 # ---------------------------------------------------------------------------- settings
 
 

@@ -35,13 +35,13 @@ def _child(parent: Path, name: str) -> Path | None:
 
 
 def find_lexicon(corpus_root: str | os.PathLike) -> Path | None:
-    """The corpus' lexicon file: ``lexicon.txt`` (mini-TIMIT) or ``DOC/TIMITDIC.TXT`` (LDC),
-    looked up in the root and its parent (LDC discs nest ``TIMIT/`` inside ``timit/``)."""
+    """The corpus' lexicon file: ``lexicon.txt`` in the root (mini-TIMIT), or
+    ``DOC/TIMITDIC.TXT`` in the root or its parent (LDC discs nest ``TIMIT/`` inside ``timit/``)."""
     root = Path(corpus_root)
+    own = _child(root, "lexicon.txt")
+    if own is not None and own.is_file():
+        return own
     for base in (root, root.parent):
-        own = _child(base, "lexicon.txt")
-        if own is not None and own.is_file():
-            return own
         doc = _child(base, "DOC")
         dic = _child(doc, "TIMITDIC.TXT") if doc is not None else None
         if dic is not None and dic.is_file():

@@ -8,9 +8,9 @@ Built once per experiment from the training transcripts (``exp_dir/lang/``)::
     G_phones.fst          its grammar FST (phone ids of phones.txt)
     lexicon.txt           word p1 p2 ... (48-set), one line per pronunciation (when the corpus has one)
     words.txt             <eps> 0, the words, #0, <s>, </s>
-    words.arpa            Witten-Bell word n-gram of the training sentences
+    words.arpa            Witten-Bell word n-gram of the training sentences (order chosen on dev)
     G_words.fst           its grammar FST, back-off arcs with #0 on the input side
-    lang.json             sizes and the dev-set perplexities of both LMs
+    lang.json             sizes and the dev-set perplexities of both LMs (word LM: of every order tried)
 
 Without a lexicon the word files are left out (word decoding is then skipped).
 """
@@ -39,7 +39,7 @@ def token_table(phones: Sequence[str]) -> str:
 def write_lang(out_dir: str | os.PathLike, phones: Sequence[str], train_phones: Sequence[Sequence[str]],
                dev_phones: Sequence[Sequence[str]], train_words: Sequence[Sequence[str]] | None = None,
                dev_words: Sequence[Sequence[str]] | None = None, lexicon: Lexicon | None = None,
-               word_order: int = 3) -> dict:
+               word_orders: Sequence[int] = (1, 2, 3)) -> dict:
     """Write the lang folder's files (see the module docstring) into the existing ``out_dir``.
 
     Args:
@@ -48,7 +48,8 @@ def write_lang(out_dir: str | os.PathLike, phones: Sequence[str], train_phones: 
             its perplexity measured on dev.
         train_words, dev_words: word transcripts, likewise for the word n-gram.
         lexicon: word -> pronunciations (48-set), or None for no word files.
-        word_order: n-gram order of the word LM.
+        word_orders: candidate n-gram orders of the word LM; the one with the lowest dev
+            perplexity is kept (the first listed without dev sentences).
 
     Returns:
         what ``lang.json`` holds.
@@ -74,16 +75,22 @@ def write_lang(out_dir: str | os.PathLike, phones: Sequence[str], train_phones: 
         write_lexicon(lexicon, out / "lexicon.txt")
         vocab = sorted(lexicon)
         (out / "words.txt").write_text(ngram_lm.word_symbol_table(vocab), encoding="utf-8")
-        wlm = ngram_lm.estimate_ngram(_in_vocab(train_words, lexicon, "train"), vocab, word_order)
+        train_in_vocab = _in_vocab(train_words, lexicon, "train")
+        candidates = {}
+        for order in word_orders:
+            lm = ngram_lm.estimate_ngram(train_in_vocab, vocab, order)
+            ppl_n = ngram_lm.perplexity(lm, dev_words) if dev_words else (float("nan"), 0, 0)
+            candidates[order] = (lm, *ppl_n)
+            log.info("lang: word %d-gram, dev perplexity %.2f over %d words (%d OOV)", order, *ppl_n)
+        best = min(word_orders, key=lambda o: candidates[o][1]) if dev_words else word_orders[0]
+        wlm, wppl, wn, oov = candidates[best]
         ngram_lm.write_arpa(wlm, out / "words.arpa")
         ngram_lm.make_word_g_fst(out / "words.arpa", out / "words.txt", out / "G_words.fst")
-        wppl, wn, oov = ngram_lm.perplexity(wlm, dev_words or [])
         info["words"] = len(vocab)
         info["lexicon_entries"] = sum(len(p) for p in lexicon.values())
-        info["word_lm"] = {"order": word_order, "dev_perplexity": round(wppl, 3), "dev_tokens": wn,
-                           "dev_oov": oov}
-        log.info("lang: %d words, word %d-gram dev perplexity %.2f over %d words (%d OOV)",
-                 len(vocab), word_order, wppl, wn, oov)
+        info["word_lm"] = {"order": best, "dev_perplexity": round(wppl, 3), "dev_tokens": wn, "dev_oov": oov,
+                           "dev_perplexity_by_order": {str(o): round(c[1], 3) for o, c in candidates.items()}}
+        log.info("lang: %d words; word LM order %d chosen on dev (perplexity %.2f)", len(vocab), best, wppl)
     (out / "lang.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
     return info
 

@@ -32,13 +32,11 @@ from typing import Any
 
 import kaldiio
 import numpy as np
-import torch
 
 from asr.data.kaldi_dir import read_data_dir
 from asr.data.phones import SILENCE_48, TIMIT48
 from asr.errors import AsrError
 from asr.stage import fingerprint, read_done, run_stage
-from asr.features.deltas import add_deltas
 from asr.hmm.alignment_io import write_alignments, write_fmllr
 from asr.hmm.gmm_update import GmmUpdateOptions
 from asr.hmm.lda_mllt_training import train_lda_mllt
@@ -166,8 +164,7 @@ def train_gmm_pipeline(train_dir: str | os.PathLike, feats: Any, out_dir: str | 
     silence_ids = [tm.phone_id[p] for p in cfg.silence_phones if p in tm.phone_id]
     static_np = _load_static(feats, d.utts)
     static = TrainingSet.build(static_np, d.phones, tm, d.utt2spk)
-    delta = static.with_feats(torch.cat([torch.from_numpy(add_deltas(static.utt_feats(i).numpy()))
-                                         for i in range(len(static))]))
+    delta = deltas_transform().apply_set(static)  # what mono and tri1 model
     del static_np
     results: dict[str, dict] = {}
     data_fp = _data_fingerprint(static)

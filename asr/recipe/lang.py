@@ -13,13 +13,13 @@ from asr.data.phones import TIMIT48
 from asr.graph.lang import write_lang
 from asr.graph.phone_lm import BigramLm, read_arpa
 from asr.recipe.settings import RecipeSettings
-from asr.stage import StageResult, read_done, run_stage
 from asr.errors import AsrError
+from asr.stage import StageResult, read_done, run_stage
 
 log = logging.getLogger(__name__)
 
 LANG_VERSION = 1
-WORD_ORDER = 3
+WORD_ORDERS = (1, 2, 3)  # word n-gram orders tried; the lowest dev perplexity wins
 
 
 @dataclass
@@ -54,9 +54,9 @@ def build_lang(s: RecipeSettings, sets: Mapping[str, Path]) -> Lang:
                           [p.split() for p in dev.phones.values()],
                           [t.split() for t in train.text.values()] if train.text else None,
                           [t.split() for t in dev.text.values()] if dev.text else None,
-                          lexicon, WORD_ORDER)
+                          lexicon, WORD_ORDERS)
 
-    key = {"phones": list(TIMIT48), "word_order": WORD_ORDER, "lexicon": str(lex_path) if lex_path else None,
+    key = {"phones": list(TIMIT48), "word_orders": list(WORD_ORDERS), "lexicon": str(lex_path) if lex_path else None,
            "lexicon_stat": _stat(lex_path)}
     inputs = [p for p in (sets[s.train_set], sets[s.dev_set]) if read_done(p) is not None]
     r = run_stage(s.exp_dir / "lang", key, build, name="lang", version=LANG_VERSION, inputs=inputs)
