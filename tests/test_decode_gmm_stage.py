@@ -9,15 +9,15 @@ import torch
 from asr.decode.fmllr_adapt import adapt_fmllr
 from asr.decode.gmm_decode import decode_gmm
 from asr.decode.gmm_model import hmm_view
-from asr.graph.hclg import build_graph
-from asr.graph.search import SearchOptions
-from asr.graph.phone_lm import estimate_bigram
 from asr.features.deltas import add_deltas
+from asr.graph.hclg import build_graph
+from asr.graph.phone_lm import estimate_bigram
+from asr.graph.search import SearchOptions
 from asr.hmm.gmm import DiagGmmSet
 from asr.hmm.lda_mllt_training import transform_set
 from asr.hmm.model import GmmHmm, MonophonePdfMap
-from asr.hmm.topology import TransitionModel
 from asr.hmm.stage_transform import deltas_transform, lda_transform, load_stage_transform
+from asr.hmm.topology import TransitionModel
 from asr.hmm.training_set import TrainingSet
 
 PHONES = ["a", "b", "c"]

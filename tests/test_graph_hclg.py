@@ -8,10 +8,10 @@ import torch
 
 from asr.decode.gmm_decode import decode_gmm
 from asr.decode.gmm_model import hmm_view
-from asr.graph.search import SearchOptions, best_path
+from asr.errors import AsrError
 from asr.graph.hclg import GraphOptions, build_graph
 from asr.graph.phone_lm import estimate_bigram
-from asr.errors import AsrError
+from asr.graph.search import SearchOptions, best_path
 from asr.hmm.gmm import DiagGmmSet
 from asr.hmm.model import GmmHmm, MonophonePdfMap
 from asr.hmm.topology import TransitionModel

@@ -24,8 +24,7 @@ import numpy as np
 import soundfile as sf
 
 from asr.data.kaldi_dir import DataDir, load_utterance, read_data_dir, write_data_tables
-from asr.data.noise import (NOISE_TYPES, BabbleSource, active_speech_power, noise_gain,
-                            pink_noise, white_noise)
+from asr.data.noise import NOISE_TYPES, BabbleSource, active_speech_power, noise_gain, pink_noise, white_noise
 from asr.data.reverb import RoomImpulseResponse, reverberate, simulate_rir
 from asr.errors import AsrError
 from asr.stage import read_done, run_stage

@@ -13,11 +13,10 @@ ground-truth phone segmentation used to check alignments).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 

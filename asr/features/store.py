@@ -22,9 +22,9 @@ import logging
 import multiprocessing
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Iterator, NamedTuple
 
 import kaldiio

@@ -28,8 +28,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from asr.graph.hmm_view import HmmView
 from asr.errors import AsrError
+from asr.graph.hmm_view import HmmView
 from asr.graph.phone_lm import BigramLm
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,6 @@ import numpy as np
 from asr.data.kaldi_dir import read_data_dir
 from asr.data.phones import SILENCE_48, TIMIT48
 from asr.errors import AsrError
-from asr.stage import fingerprint, read_done, run_stage
 from asr.hmm.alignment_io import write_alignments, write_fmllr
 from asr.hmm.gmm_update import GmmUpdateOptions
 from asr.hmm.lda_mllt_training import train_lda_mllt
@@ -49,6 +48,7 @@ from asr.hmm.trainer import AlignResult, GmmTrainOptions
 from asr.hmm.training_set import TrainingSet
 from asr.hmm.tree import TreeOptions
 from asr.hmm.triphone import train_triphone, tri_train_options
+from asr.stage import fingerprint, read_done, run_stage
 
 log = logging.getLogger(__name__)
 

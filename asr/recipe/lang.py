@@ -10,10 +10,10 @@ from pathlib import Path
 from asr.data.kaldi_dir import read_data_dir
 from asr.data.lexicon import find_lexicon, read_lexicon
 from asr.data.phones import TIMIT48
+from asr.errors import AsrError
 from asr.graph.lang import write_lang
 from asr.graph.phone_lm import BigramLm, read_arpa
 from asr.recipe.settings import RecipeSettings
-from asr.errors import AsrError
 from asr.stage import StageResult, read_done, run_stage
 
 log = logging.getLogger(__name__)
