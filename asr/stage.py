@@ -101,11 +101,8 @@ def _input_ids(inputs: Sequence[str | os.PathLike | StageResult]) -> dict[str, s
 
 
 def stage_fingerprint(key: Mapping[str, Any], version: int, input_ids: Mapping[str, str]) -> str:
-    """The fingerprint :func:`run_stage` records: key, code version and upstream build ids.
-
-    Upstream stages are identified by their build ids only (not their paths), so an
-    experiment folder that is moved keeps its stages.
-    """
+    """The fingerprint :func:`run_stage` records: key, code version and upstream build ids
+    (upstream stages count by their build ids only, not by where they lie)."""
     return fingerprint({"key": dict(key), "version": version, "inputs": sorted(input_ids.values())})
 
 
@@ -137,8 +134,10 @@ def run_stage(out_dir: str | os.PathLike, key: Mapping[str, Any], build: Callabl
         return StageResult(out, done["id"], done.get("summary") or {}, True)
     start = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
+    # Leftovers of an earlier run killed while building or replacing this stage.
+    for stale in [*out.parent.glob(f".{out.name}.tmp-*"), *out.parent.glob(f".{out.name}.old-*")]:
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
         summary = dict(build(tmp) or {})

@@ -115,8 +115,8 @@ def test_pipeline_outputs_resume_and_accuracy(mini_timit_dirs, tiny_features, tm
     dev_acc, _ = phone_frame_accuracy(read_frame_phones(tmp_path / "ali_dev"), read_phn_scp(mini_timit_dirs["dev"]))
     print("dev frame accuracy (tri3, fMLLR from a tri2 first pass):", dev_acc)
     # Dev utterances are unseen sentences and speakers, but with transcripts and fMLLR the
-    # alignment should be nearly as good as train's; without the silence rule of SAT
-    # training (silence left out of the fMLLR statistics) dev fell further behind.
+    # alignment should be nearly as good as train's. (The silence rule itself barely moves
+    # the figure, 88.53 -> 88.48 % on small; the spy above is what checks it is applied.)
     assert dev_acc > acc["tri3"] - 0.05, (dev_acc, acc)
 
     # Unchanged inputs: every stage is reused. A changed tri1 option retrains tri1 onwards.

@@ -13,6 +13,7 @@ from asr.errors import AsrError
 
 if TYPE_CHECKING:
     from asr.features.config import FeatureConfig
+    from asr.nn.spec import ModelSpec
     from asr.recipe.settings import RecipeSettings
 
 log = logging.getLogger("asr")
@@ -27,7 +28,6 @@ def settings_from_config(cfg: DictConfig) -> "RecipeSettings":
     # Imported here so that --help and --cfg stay fast (no torch import).
     from asr.decode.gmm_decode import GmmDecodeConfig
     from asr.hmm.pipeline import GmmPipelineConfig
-    from asr.nn.spec import ModelSpec
     from asr.recipe.settings import RecipeSettings
     from asr.train.optim import OptimConfig
 
@@ -50,12 +50,23 @@ def settings_from_config(cfg: DictConfig) -> "RecipeSettings":
         gmm=GmmPipelineConfig.with_sizes(**task["gmm"]),
         gmm_decoding=GmmDecodeConfig(**{**task["gmm_decoding"],
                                         "acoustic_scales": tuple(task["gmm_decoding"]["acoustic_scales"])}),
-        model=ModelSpec.from_dict(c["model"]),
+        model=model_spec(c["model"]),
         optim=OptimConfig.from_dict(c["optim"]),
         seed=c["seed"],
         num_workers=c["num_workers"],
         stop_stage=c["stop_stage"],
     )
+
+
+def model_spec(model: dict) -> "ModelSpec":
+    """The ``model`` group as a :class:`ModelSpec`; a cell option the cell does not take names
+    the way to switch cells (each cell's preset carries its own options)."""
+    from asr.nn.spec import ModelSpec
+
+    try:
+        return ModelSpec.from_dict(model)
+    except AsrError as e:
+        raise AsrError(f"{e} (to change the cell, choose its preset: model={model.get('cell')})") from None
 
 
 def feature_config(feats: dict) -> "FeatureConfig":

@@ -241,7 +241,9 @@ def contaminate_data_dir(
                        "utterances": info}, f, indent=1, sort_keys=True)
         return {"utterances": len(info), "num_scaled_to_avoid_clipping": num_scaled}
 
-    run_stage(out_dir, settings, build, name=f"data/{out_dir.name}", version=_FORMAT_VERSION,
+    # wav.scp names the audio under out_dir: a moved set is rebuilt, not reused with dead paths.
+    run_stage(out_dir, {**settings, "out_dir": str(out_dir)}, build, name=f"data/{out_dir.name}",
+              version=_FORMAT_VERSION,
               inputs=[p for p in (src, babble_source) if isinstance(p, (str, os.PathLike)) and read_done(p)])
     return out_dir
 

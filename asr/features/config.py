@@ -12,6 +12,8 @@ CMVN_MODES = ("none", "speaker_mean", "speaker_meanvar")
 # Fields that only change how stored features are transformed when read; changing
 # them never triggers re-extraction.
 TRANSFORM_FIELDS = ("cmvn", "deltas", "splice_left", "splice_right")
+# Fields only MFCC extraction reads.
+MFCC_FIELDS = ("num_ceps", "cepstral_lifter")
 
 
 @dataclass
@@ -86,8 +88,12 @@ class FeatureConfig:
             raise AsrError("features.frame_length and features.frame_shift must be > 0 (ms)")
 
     def extraction_options(self) -> dict:
-        """The options that determine the stored (raw) features; a store's fingerprint."""
-        return {k: v for k, v in asdict(self).items() if k not in TRANSFORM_FIELDS}
+        """The options that determine the stored (raw) features; a store's fingerprint.
+
+        MFCC-only fields are left out for fbank (changing them must not re-extract).
+        """
+        skip = TRANSFORM_FIELDS + (MFCC_FIELDS if self.kind != "mfcc" else ())
+        return {k: v for k, v in asdict(self).items() if k not in skip}
 
     @classmethod
     def from_dict(cls, values: dict) -> "FeatureConfig":

@@ -176,7 +176,7 @@ def compute_feature_store(
         files = sorted({d.audio_path(u) for u in d.utts})
     upstream = list(inputs)
     if not isinstance(data_dir, DataDir):
-        files += [str(Path(data_dir) / n) for n in _DATA_DIR_FILES if (Path(data_dir) / n).is_file()]
+        files += [str(Path(data_dir).absolute() / n) for n in _DATA_DIR_FILES if (Path(data_dir) / n).is_file()]
         if read_done(data_dir) is not None:
             upstream.append(data_dir)
     key = {"options": cfg.extraction_options(), "utterances": _fingerprint(d, scp),

@@ -168,7 +168,10 @@ def train_gmm_pipeline(train_dir: str | os.PathLike, feats: Any, out_dir: str | 
     del static_np
     results: dict[str, dict] = {}
     data_fp = _data_fingerprint(static)
-    upstream: list = [p for p in (train_dir, getattr(feats, "path", None)) if p is not None and read_done(p)]
+    # mono depends on the training data through its content (``data_fp``: frames, transcripts,
+    # speakers), not on the feature store's build, so that re-extracting identical features
+    # (touched audio, a rebuilt store) does not retrain the GMMs.
+    upstream: list = [train_dir] if read_done(train_dir) is not None else []
     model = positions = None
     transform: StageTransform | None = None
     for stage in cfg.stages:

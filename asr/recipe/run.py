@@ -44,6 +44,9 @@ def run_recipe(s: RecipeSettings) -> str:
     lang = build_lang(s, sets)
     if needs_gmm(s):
         run_gmm_stages(s, sets, gmm_stores, lang)
+    elif s.gmm_decode:
+        log.warning("task.gmm_decode: no GMM stages run for task=%s with features=%s; no GMM baselines",
+                    s.task, s.features_kind)
     if last == "align":
         return "align"
     raise AsrError(

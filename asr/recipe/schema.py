@@ -45,11 +45,10 @@ class TransformSchema:
 
 
 @dataclass
-class ExtractedFeaturesSchema(TransformSchema):
-    """``features=fbank|mfcc``: the fields of ``FeatureConfig`` but ``scp``."""
+class FbankSchema(TransformSchema):
+    """``features=fbank``: the fields of ``FeatureConfig`` but ``scp`` and the MFCC-only ones."""
 
     num_mel_bins: int = MISSING
-    num_ceps: int = MISSING
     frame_length: float = MISSING
     frame_shift: float = MISSING
     dither: float = MISSING
@@ -59,11 +58,18 @@ class ExtractedFeaturesSchema(TransformSchema):
     high_freq: float = MISSING
     preemphasis_coefficient: float = MISSING
     window_type: str = MISSING
-    cepstral_lifter: float = MISSING
     snip_edges: bool = MISSING
     sample_rate: int = MISSING
     resample: bool = MISSING
     seed: int = MISSING
+
+
+@dataclass
+class ExtractedFeaturesSchema(FbankSchema):
+    """``features=mfcc``: the fields of ``FeatureConfig`` but ``scp``."""
+
+    num_ceps: int = MISSING
+    cepstral_lifter: float = MISSING
 
 
 @dataclass
@@ -226,7 +232,7 @@ class TrainSchema:
 # The schema of each option: configs/<group>/<option>.yaml has ``defaults: [base_<option>, _self_]``.
 SCHEMAS: dict[str, dict[str, type]] = {
     "data": {"timit": DataSchema},
-    "features": {"fbank": ExtractedFeaturesSchema, "mfcc": ExtractedFeaturesSchema,
+    "features": {"fbank": FbankSchema, "mfcc": ExtractedFeaturesSchema,
                  "kaldi_scp": KaldiScpSchema, "fmllr": FmllrSchema},
     "model": {"mlp": MlpSchema, "rnn": RnnSchema, "lstm": RecurrentSchema, "gru": RecurrentSchema,
               "mgu": RecurrentSchema, "ligru": LigruSchema, "sligru": LigruSchema},

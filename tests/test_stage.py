@@ -1,0 +1,72 @@
+"""The reuse rule of asr.stage: reuse on the same fingerprint, atomic rebuilds, scp retargeting."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from asr.errors import AsrError
+from asr.stage import DONE, read_done, run_stage, stage_id
+
+
+def _writer(calls: list, text: str = "x"):
+    def build(tmp: Path) -> dict:
+        calls.append(tmp)
+        (tmp / "out.txt").write_text(text)
+        (tmp / "feats.scp").write_text(f"u1 {tmp / 'feats.ark'}:5\nu2 /elsewhere/feats.ark:9\n")
+        return {"n": len(calls)}
+    return build
+
+
+def test_reused_only_while_key_version_and_inputs_match(tmp_path: Path) -> None:
+    calls: list = []
+    up = run_stage(tmp_path / "up", {"a": 1}, _writer(calls))
+    assert not up.reused and (tmp_path / "up" / "out.txt").read_text() == "x"
+    down = run_stage(tmp_path / "down", {"b": 1}, _writer(calls), inputs=[tmp_path / "up"])
+    assert len(calls) == 2
+    assert run_stage(tmp_path / "up", {"a": 1}, _writer(calls)).reused
+    assert run_stage(tmp_path / "down", {"b": 1}, _writer(calls), inputs=[up]).id == down.id
+    assert len(calls) == 2
+    # A changed key or code version rebuilds; so does a rebuilt input (a new build id).
+    assert not run_stage(tmp_path / "down", {"b": 2}, _writer(calls), inputs=[up]).reused
+    assert not run_stage(tmp_path / "down", {"b": 2}, _writer(calls), inputs=[up], version=2).reused
+    up2 = run_stage(tmp_path / "up", {"a": 2}, _writer(calls))
+    assert up2.id != up.id and stage_id(tmp_path / "up") == up2.id
+    assert not run_stage(tmp_path / "down", {"b": 2}, _writer(calls), inputs=[tmp_path / "up"], version=2).reused
+    info = read_done(tmp_path / "down")
+    assert info["inputs"] == {str(tmp_path / "up"): up2.id} and info["key"] == {"b": 2}
+    assert info["summary"] == {"n": len(calls)}
+
+
+def test_scp_entries_name_the_final_folder_and_no_temp_is_left(tmp_path: Path) -> None:
+    run_stage(tmp_path / "s", {}, _writer([]))
+    assert (tmp_path / "s" / "feats.scp").read_text() == (
+        f"u1 {tmp_path / 's' / 'feats.ark'}:5\nu2 /elsewhere/feats.ark:9\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["s"]
+
+
+def test_a_failed_build_keeps_the_old_stage_and_cleans_up(tmp_path: Path) -> None:
+    run_stage(tmp_path / "s", {"k": 1}, _writer([], "old"))
+
+    def broken(tmp: Path) -> dict:
+        (tmp / "out.txt").write_text("half")
+        raise AsrError("boom")
+
+    with pytest.raises(AsrError, match="boom"):
+        run_stage(tmp_path / "s", {"k": 2}, broken)
+    assert (tmp_path / "s" / "out.txt").read_text() == "old"
+    assert json.loads((tmp_path / "s" / DONE).read_text())["key"] == {"k": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["s"]
+    # Leftovers of a run killed mid-build are removed by the next build of that stage.
+    (tmp_path / ".s.tmp-99999").mkdir()
+    (tmp_path / ".s.old-99999").mkdir()
+    run_stage(tmp_path / "s", {"k": 3}, _writer([]))
+    assert [p.name for p in tmp_path.iterdir()] == ["s"]
+
+
+def test_unfinished_input_is_an_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "up").mkdir()
+    with pytest.raises(AsrError, match="up: stage not finished"):
+        run_stage(tmp_path / "down", {}, _writer([]), inputs=[tmp_path / "up"])
