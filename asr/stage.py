@@ -32,7 +32,9 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,63 +108,110 @@ def stage_fingerprint(key: Mapping[str, Any], version: int, input_ids: Mapping[s
     return fingerprint({"key": dict(key), "version": version, "inputs": sorted(input_ids.values())})
 
 
+_CACHE: ContextVar[Path | None] = ContextVar("asr_stage_cache", default=None)
+
+
+@contextmanager
+def stage_cache(cache_dir: str | os.PathLike | None) -> Iterator[None]:
+    """Within this block, cacheable stages live in ``cache_dir``, shared between experiments.
+
+    A cacheable stage (every stage that does not depend on the network: data, features,
+    lang, GMM stages) is built into ``cache_dir/<name>-<fingerprint>/``, and its folder in
+    the experiment becomes a symbolic link to it. Experiments that differ only in later
+    stages (the network) then reuse one copy instead of rebuilding it. None: no cache.
+    """
+    token = _CACHE.set(Path(cache_dir).absolute() if cache_dir is not None else None)
+    try:
+        yield
+    finally:
+        _CACHE.reset(token)
+
+
 def run_stage(out_dir: str | os.PathLike, key: Mapping[str, Any], build: Callable[[Path], Mapping | None], *,
               name: str | None = None, version: int = 1,
-              inputs: Sequence[str | os.PathLike | StageResult] = ()) -> StageResult:
+              inputs: Sequence[str | os.PathLike | StageResult] = (),
+              check: Callable[[Path], bool] | None = None, cacheable: bool = True) -> StageResult:
     """Reuse the stage in ``out_dir`` if its fingerprint matches, else build it afresh.
 
     Args:
         out_dir: the stage folder.
         key: every option and input description that changes the output (JSON values).
-        build: writes the outputs into the folder it is given (empty, beside ``out_dir``)
-            and returns a JSON-able summary (or None). Paths it writes into files should
-            name ``out_dir``, except in ``*.scp`` files, which are retargeted afterwards.
+        build: writes the outputs into the (empty) folder it is given and returns a
+            JSON-able summary (or None). Paths of its own files that it writes into
+            ``*.scp`` and ``*.json`` files should name that folder: they are retargeted to
+            the stage's final place afterwards.
         name: the stage's name in logs and ``done.json`` (default: the folder name).
         version: the stage's code version (bump it when its output changes).
         inputs: upstream stage folders (or their results) whose outputs ``build`` reads.
+        check: also required for reuse: ``check(folder)`` is true (e.g. the audio files a
+            ``wav.scp`` names still exist).
+        cacheable: whether the stage may live in the :func:`stage_cache` folder.
 
     Returns:
-        the stage's result.
+        the stage's result (``path`` is ``out_dir``, a link into the cache when cached).
     """
     out = Path(out_dir).absolute()
     name = name or out.name
     ids = _input_ids(inputs)
     fp = stage_fingerprint(key, version, ids)
-    done = read_done(out)
-    if done is not None and done.get("fingerprint") == fp:
-        log.info("%s: %s is up to date, reusing it", name, out)
-        return StageResult(out, done["id"], done.get("summary") or {}, True)
+    cache = _CACHE.get() if cacheable else None
+    home = cache / f"{name.replace('/', '+')}-{fp}" if cache is not None else out
+    for place in dict.fromkeys([out, home]):
+        done = read_done(place)
+        if done is not None and done.get("fingerprint") == fp and (check is None or check(place)):
+            if place != out:
+                _link(out, home)
+            log.info("%s: %s is up to date, reusing it", name, out)
+            return StageResult(out, done["id"], done.get("summary") or {}, True)
     start = time.perf_counter()
-    out.parent.mkdir(parents=True, exist_ok=True)
+    home.parent.mkdir(parents=True, exist_ok=True)
     # Leftovers of an earlier run killed while building or replacing this stage.
-    for stale in [*out.parent.glob(f".{out.name}.tmp-*"), *out.parent.glob(f".{out.name}.old-*")]:
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    for stale in [*home.parent.glob(f".{home.name}.tmp-*"), *home.parent.glob(f".{home.name}.old-*")]:
+        _remove(stale)
+    tmp = home.parent / f".{home.name}.tmp-{os.getpid()}"
     tmp.mkdir()
     try:
         summary = dict(build(tmp) or {})
-        _retarget_scps(tmp, out)
+        _retarget(tmp, home)
         record = {"stage": name, "version": version, "fingerprint": fp, "id": uuid.uuid4().hex,
                   "inputs": ids, "key": dict(key), "summary": summary,
                   "seconds": round(time.perf_counter() - start, 3),
                   "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
         (tmp / DONE).write_text(json.dumps(record, indent=1, sort_keys=True, default=str) + "\n",
                                 encoding="utf-8")
-        replace_dir(tmp, out)
+        replace_dir(tmp, home)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove(tmp)
         raise
-    log.info("%s: built %s in %.1f s", name, out, record["seconds"])
+    if home != out:
+        _link(out, home)
+    log.info("%s: built %s in %.1f s", name, home, record["seconds"])
     return StageResult(out, record["id"], summary, False)
 
 
-def _retarget_scps(tmp: Path, final: Path) -> None:
-    """Point Kaldi scp entries that name files under ``tmp`` at ``final`` instead."""
-    old, new = f"{tmp}{os.sep}", f"{final}{os.sep}"
-    for scp in tmp.rglob("*.scp"):
-        text = scp.read_text(encoding="utf-8")
+def _link(out: Path, target: Path) -> None:
+    """Make ``out`` a symbolic link to ``target`` (replacing what is there)."""
+    if out.is_symlink() and Path(os.readlink(out)) == target:
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _remove(out)
+    out.symlink_to(target, target_is_directory=True)
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _retarget(tmp: Path, final: Path) -> None:
+    """Point paths under ``tmp`` named in ``*.scp`` and ``*.json`` files at ``final`` instead."""
+    old, new = str(tmp), str(final)
+    for path in [*tmp.rglob("*.scp"), *tmp.rglob("*.json")]:
+        text = path.read_text(encoding="utf-8")
         if old in text:
-            scp.write_text(text.replace(old, new), encoding="utf-8")
+            path.write_text(text.replace(old, new), encoding="utf-8")
 
 
 def replace_dir(tmp: Path, final: Path) -> None:
@@ -170,11 +219,11 @@ def replace_dir(tmp: Path, final: Path) -> None:
 
     The old folder is moved aside first, so ``final`` is never half-written.
     """
-    if final.exists():
+    if final.exists() or final.is_symlink():
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
         final.rename(old)
         tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
     else:
         tmp.rename(final)

@@ -8,6 +8,7 @@ nothing upstream; the lang folder and each graph are built once per run.
 from __future__ import annotations
 
 import dataclasses
+import os
 import json
 import logging
 import shutil
@@ -120,3 +121,46 @@ def test_every_stage_is_reused_rebuilt_or_cascaded_by_one_rule(
         run_recipe(s2)
         assert sorted(_built(caplog)) == sorted(want), victim
     assert not [p for p in exp.rglob(".*tmp-*")] and not [p for p in exp.rglob(".*.old-*")]
+
+
+def test_runs_sharing_a_stage_cache_build_only_what_differs(
+        mini_timit_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cache = tmp_path / "cache"
+
+    def settings(exp: Path, bins: int) -> RecipeSettings:
+        return RecipeSettings(corpus_root=mini_timit_root, exp_dir=exp, data_dir=exp / "data",
+                              features=FeatureConfig(cmvn="speaker_mean", num_mel_bins=bins), features_kind="fmllr",
+                              test_sets=["test", "test_white_snr10"], gmm_decode=True, stop_stage="align",
+                              gmm=_small_config(), cache_dir=cache,
+                              gmm_decoding=GmmDecodeConfig(acoustic_scales=(0.1,), beam=10.0, max_active=1000))
+
+    caplog.set_level(logging.INFO)
+    run_recipe(settings(tmp_path / "a", 23))
+    built_a = _built(caplog)
+    caplog.clear()
+    # features=fmllr: the network's features are the GMMs' (num_mel_bins is not used), so a
+    # second experiment with other network options finds every stage in the cache.
+    b = tmp_path / "b"
+    run_recipe(settings(b, 24))
+    assert _built(caplog) == [] and len(built_a) > 20
+    for stage in ("gmm/tri3", "gmm/fmllr_test", "data/test_white_snr10", "features/dev", "lang"):
+        link = b / stage
+        assert link.is_symlink() and Path(os.readlink(link)).parent == cache, stage
+    # The files inside name the cache, not the experiment that built them: b survives a's removal.
+    shutil.rmtree(tmp_path / "a")
+    scp = (b / "gmm" / "fmllr_test" / "feats.scp").read_text()
+    assert str(cache) in scp and str(tmp_path / "a") not in scp
+    from asr.features.store import FeatureStore
+
+    store = FeatureStore(b / "features" / "test")
+    assert store.load(store.utts[0]).shape[1] == 40
+    caplog.clear()
+    run_recipe(settings(b, 24))
+    assert _built(caplog) == []
+    # A changed GMM option gives new cache entries for the GMMs and what follows them only.
+    caplog.clear()
+    s2 = settings(b, 24)
+    run_recipe(dataclasses.replace(s2, gmm=dataclasses.replace(s2.gmm, mllt_iters=(1, 2))))
+    built = set(_built(caplog))
+    assert "gmm/tri2" in built and "gmm/tri1" not in built and "lang" not in built
+    assert not any(n.startswith(("data/", "features_gmm/")) for n in built), built

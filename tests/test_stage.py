@@ -70,3 +70,27 @@ def test_unfinished_input_is_an_error_naming_it(tmp_path: Path) -> None:
     (tmp_path / "up").mkdir()
     with pytest.raises(AsrError, match="up: stage not finished"):
         run_stage(tmp_path / "down", {}, _writer([]), inputs=[tmp_path / "up"])
+
+
+def test_cached_stages_are_shared_through_links_and_checked(tmp_path: Path) -> None:
+    from asr.stage import stage_cache
+
+    calls: list = []
+    cache = tmp_path / "cache"
+    with stage_cache(cache):
+        a = run_stage(tmp_path / "a" / "s", {"k": 1}, _writer(calls), name="grp/s")
+        b = run_stage(tmp_path / "b" / "s", {"k": 1}, _writer(calls), name="grp/s")
+        private = run_stage(tmp_path / "b" / "p", {"k": 1}, _writer(calls), cacheable=False)
+    assert len(calls) == 2 and b.reused and a.id == b.id and not private.reused
+    homes = [p.name for p in cache.iterdir()]
+    assert len(homes) == 1 and homes[0].startswith("grp+s-")
+    for exp in ("a", "b"):
+        link = tmp_path / exp / "s"
+        assert link.is_symlink() and link.resolve() == cache / homes[0]
+        # Paths inside name the cache folder, wherever the build ran.
+        assert (link / "feats.scp").read_text().startswith(f"u1 {cache / homes[0] / 'feats.ark'}:5")
+    assert not (tmp_path / "b" / "p").is_symlink()
+    # A failing reuse check rebuilds in place.
+    with stage_cache(cache):
+        again = run_stage(tmp_path / "b" / "s", {"k": 1}, _writer(calls), name="grp/s", check=lambda p: False)
+    assert not again.reused and len(calls) == 3

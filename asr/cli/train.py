@@ -55,6 +55,7 @@ def settings_from_config(cfg: DictConfig) -> "RecipeSettings":
         seed=c["seed"],
         num_workers=c["num_workers"],
         stop_stage=c["stop_stage"],
+        cache_dir=Path(c["cache_dir"]) if c["cache_dir"] is not None else None,
     )
 
 

@@ -235,17 +235,24 @@ def contaminate_data_dir(
         if num_scaled:
             log.warning("%s: %d of %d utterances scaled down to avoid clipping",
                         out_dir, num_scaled, len(info))
-        _write_tables(data, durations, out_dir, staging)
+        _write_tables(data, durations, staging, staging)  # wav.scp names staging: asr.stage retargets it
         with open(staging / MARKER, "w", encoding="utf-8") as f:
             json.dump({"settings": settings, "num_scaled_to_avoid_clipping": num_scaled,
                        "utterances": info}, f, indent=1, sort_keys=True)
         return {"utterances": len(info), "num_scaled_to_avoid_clipping": num_scaled}
 
-    # wav.scp names the audio under out_dir: a moved set is rebuilt, not reused with dead paths.
-    run_stage(out_dir, {**settings, "out_dir": str(out_dir)}, build, name=f"data/{out_dir.name}",
-              version=_FORMAT_VERSION,
+    # wav.scp names the audio by absolute paths: a moved set is rebuilt, not reused with dead paths.
+    run_stage(out_dir, settings, build, name=f"data/{out_dir.name}", version=_FORMAT_VERSION, check=audio_present,
               inputs=[p for p in (src, babble_source) if isinstance(p, (str, os.PathLike)) and read_done(p)])
     return out_dir
+
+
+def audio_present(data_dir: Path) -> bool:
+    """Whether every recording that ``data_dir/wav.scp`` names exists (a reuse check)."""
+    try:
+        return all(Path(p).is_file() for p in read_data_dir(data_dir).wav.values())
+    except AsrError:
+        return False
 
 
 def _contaminate_utterance(data: DataDir, utt: str, *, noise: str | None,

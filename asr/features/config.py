@@ -90,8 +90,11 @@ class FeatureConfig:
     def extraction_options(self) -> dict:
         """The options that determine the stored (raw) features; a store's fingerprint.
 
-        MFCC-only fields are left out for fbank (changing them must not re-extract).
+        MFCC-only fields are left out for fbank (changing them must not re-extract), and a
+        wrapped scp (``kaldi_scp``) has no extraction options but its path.
         """
+        if self.kind == "kaldi_scp":  # nothing is extracted: the wrapped scp is all there is
+            return {"kind": self.kind, "scp": self.scp}
         skip = TRANSFORM_FIELDS + (MFCC_FIELDS if self.kind != "mfcc" else ())
         return {k: v for k, v in asdict(self).items() if k not in skip}
 

@@ -169,14 +169,15 @@ def compute_feature_store(
     out_dir = Path(out_dir).absolute()
     d = data_dir if isinstance(data_dir, DataDir) else read_data_dir(data_dir)
     if cfg.kind == "kaldi_scp":
-        scp = Path(str(cfg.scp).replace("{set}", out_dir.name)).absolute()
+        scp = Path(str(cfg.scp).replace("{set}", out_dir.name)).resolve()
         files = _scp_inputs(scp)
     else:
         scp = None
         files = sorted({d.audio_path(u) for u in d.utts})
     upstream = list(inputs)
     if not isinstance(data_dir, DataDir):
-        files += [str(Path(data_dir).absolute() / n) for n in _DATA_DIR_FILES if (Path(data_dir) / n).is_file()]
+        # Resolved: a data dir reached through a stage-cache link counts where it lies.
+        files += [str(Path(data_dir).resolve() / n) for n in _DATA_DIR_FILES if (Path(data_dir) / n).is_file()]
         if read_done(data_dir) is not None:
             upstream.append(data_dir)
     key = {"options": cfg.extraction_options(), "utterances": _fingerprint(d, scp),
@@ -188,10 +189,10 @@ def compute_feature_store(
             results = _extract_all(d, cfg, num_workers, progress)
         else:
             results = _read_wrapped(d, scp, progress)
-        summary = _write_store(tmp, out_dir, d, results)
+        summary = _write_store(tmp, tmp, d, results)  # paths name tmp; asr.stage retargets them
         summary["wall_seconds"] = round(time.perf_counter() - start, 3)
         meta = {"version": STORE_VERSION, "options": asdict(cfg), "source_scp": str(scp) if scp else None,
-                "store_dir": str(out_dir), **summary}
+                "store_dir": str(tmp), **summary}
         (tmp / "config.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
         _log_summary(out_dir, summary)
         return {k: v for k, v in summary.items() if k != "skipped"}

@@ -169,7 +169,7 @@ def fmllr_feature_stores(s: RecipeSettings, sets: Mapping[str, Path], fmllr_sets
     scps = {s.train_set: (tri3 / "fmllr_feats.scp", tri3)}
     scps.update({name: (r.path / "feats.scp", r.path) for name, r in fmllr_sets.items()})
     return {name: compute_feature_store(sets[name], s.exp_dir / "features" / name,
-                                        dataclasses.replace(s.features, kind="kaldi_scp", scp=str(scp.absolute())),
+                                        dataclasses.replace(s.features, kind="kaldi_scp", scp=str(scp.resolve())),
                                         s.num_workers, inputs=[stage])
             for name, (scp, stage) in scps.items()}
 

@@ -8,6 +8,9 @@ options are unchanged; see :mod:`asr.recipe.gmm` for ``gmm/``)::
     exp_dir/features_gmm/<set>/    the GMM front end (13 MFCCs) for the GMM-HMM stages
     exp_dir/lang/                  symbol tables, lexicon, phone bigram and word n-gram (asr.graph.lang)
     exp_dir/gmm/...                GMM-HMM stages, dev alignments, graphs, fMLLR features, baselines
+
+With ``cache_dir`` set, these folders are links into it (``<stage>-<fingerprint>/``), so runs
+that differ only in the network share them.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from asr.recipe.features import compute_feature_stores, compute_gmm_feature_stor
 from asr.recipe.gmm import run_gmm_stages
 from asr.recipe.lang import build_lang
 from asr.recipe.settings import STAGES, RecipeSettings
+from asr.stage import stage_cache
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +36,11 @@ def run_recipe(s: RecipeSettings) -> str:
     """
     if s.stop_stage is not None and s.stop_stage not in STAGES:
         raise AsrError(f"stop_stage: '{s.stop_stage}' is not one of {', '.join(STAGES)}")
-    last = s.stop_stage or STAGES[-1]
+    with stage_cache(s.cache_dir):  # every stage so far is independent of the network
+        return _run(s, s.stop_stage or STAGES[-1])
+
+
+def _run(s: RecipeSettings, last: str) -> str:
     sets = prepare_data_sets(s)
     if last == "data":
         return "data"

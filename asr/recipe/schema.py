@@ -222,6 +222,7 @@ class TrainSchema:
     seed: int = MISSING
     num_workers: int = MISSING
     stop_stage: Optional[str] = MISSING
+    cache_dir: Optional[str] = MISSING
     data: Any = MISSING
     features: Any = MISSING
     model: Any = MISSING

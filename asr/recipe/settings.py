@@ -42,6 +42,8 @@ class RecipeSettings:
         seed: seed of contamination and of the GMM front end's dither.
         num_workers: worker processes for extraction.
         stop_stage: last stage to run (one of :data:`STAGES`), or None for all.
+        cache_dir: where the stages that do not depend on the network live, shared by
+            runs (:func:`asr.stage.stage_cache`); None: all in ``exp_dir``.
     """
 
     corpus_root: Path
@@ -62,3 +64,4 @@ class RecipeSettings:
     seed: int = 0
     num_workers: int = 2
     stop_stage: str | None = None
+    cache_dir: Path | None = None
