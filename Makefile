@@ -14,14 +14,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-# The GMM sizes suit small's one hour of speech (Kaldi's 2500 leaves / 15000 Gaussians are for
+# task/gmm=mini_timit: GMM sizes for small's one hour of speech (Kaldi's 2500 leaves / 15000 Gaussians are for
 # TIMIT's three: on one hour, tri1 decoded worse than mono with them).
 # The GMM stages run with one OpenMP thread: extraction already uses both cores, and
 # spin-waiting OpenMP threads on a busy 2-core machine made them several times slower.
 demo: $(STAMP)
 	$(VENV)/bin/asr-prepare corpus=mini_timit corpus.size=small out=$(DEMO_DIR)/corpus
 	OMP_NUM_THREADS=1 $(VENV)/bin/asr-train recipe=timit_ligru data.root=$(DEMO_DIR)/corpus exp_dir=$(DEMO_DIR)/timit_ligru stop_stage=align \
-		task.gmm.leaves=500 task.gmm.gauss=3000
+		task/gmm=mini_timit
 
 # The whole suite (what CI runs): slow end-to-end tests included.
 test: $(STAMP)

@@ -234,6 +234,15 @@ def test_gmm_decoding_options_reach_the_settings() -> None:
     assert ctc.gmm.tri2_tree.max_leaves == 300
 
 
+@pytest.mark.parametrize("recipe", ["timit_ligru", "timit_ligru_ctc"])
+def test_gmm_size_presets_are_one_group_option(recipe: str) -> None:
+    default = _settings(f"recipe={recipe}")
+    assert default.gmm.tri1_tree.max_leaves == 2500 and default.gmm.tri3.total_gauss == 15000
+    small = _settings(f"recipe={recipe}", "task/gmm=mini_timit", "task.gmm.mono_gauss=800")
+    assert small.gmm.tri1_tree.max_leaves == 500 and small.gmm.tri3.total_gauss == 3000
+    assert small.gmm.mono.total_gauss == 800
+
+
 def test_fmllr_needs_tri3() -> None:
     from asr.errors import AsrError
 
