@@ -51,6 +51,9 @@ def main() -> None:
     p.add_argument("--leaves", type=int, default=2500, help="tree leaves of tri1/tri2/tri3")
     p.add_argument("--gauss", type=int, default=15000, help="Gaussians of tri1/tri2/tri3")
     p.add_argument("--mono-gauss", type=int, default=1000)
+    p.add_argument("--voices", default="espeak", help="mini-TIMIT voices: espeak, piper or espeak,piper")
+    p.add_argument("--piper-share", type=float, default=0.5)
+    p.add_argument("--test-sources", default="", help="one-synthesiser test sets, e.g. piper -> test_piper")
     p.add_argument("--device", default="cpu", choices=["cpu"], help="GMM training runs on CPU")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -59,12 +62,16 @@ def main() -> None:
     stages = tuple(args.stages.split(","))
 
     t0 = time.perf_counter()
-    synthesize_mini_timit(work / "corpus", size=args.size, seed=args.seed, num_workers=args.threads)
+    voices = tuple(args.voices.split(","))
+    test_sources = tuple(t for t in args.test_sources.split(",") if t)
+    synthesize_mini_timit(work / "corpus", size=args.size, seed=args.seed, num_workers=args.threads,
+                          voices=voices, piper_share=args.piper_share, test_sources=test_sources)
     exp = work / f"exp_l{args.leaves}_g{args.gauss}"
     # The recipe's own stages (data, GMM front end, lang, GMM stages, decoding), so the
     # figures are the recipe's.
     settings = RecipeSettings(
         corpus_root=work / "corpus", exp_dir=exp, data_dir=work / "data", alignment_stage=stages[-1],
+        test_sets=["test", *(f"test_{t}" for t in test_sources)],
         gmm_decode=True, gmm=GmmPipelineConfig.with_sizes(args.leaves, args.gauss, args.mono_gauss),
         gmm_decoding=GmmDecodeConfig(), seed=args.seed, num_workers=args.threads)
     feat_cfg = gmm_feature_config(args.seed)
@@ -79,9 +86,16 @@ def main() -> None:
     results, decoded = out["gmm"], out["per"]
 
     phn = read_phn_scp(sets["train"])
-    accuracy = {}
+    accuracy, by_source = {}, {}
+    source_of = {row.split("\t")[0]: row.split("\t")[3]
+                 for row in (work / "corpus" / "speakers.tsv").read_text().splitlines()[1:]}
+    utt2spk = read_data_dir(sets["train"]).utt2spk
     for stage in stages:
-        accuracy[stage], num_scored = phone_frame_accuracy(read_frame_phones(exp / "gmm" / stage), phn)
+        frames = read_frame_phones(exp / "gmm" / stage)
+        accuracy[stage], num_scored = phone_frame_accuracy(frames, phn)
+        for source in voices:  # the same alignment, scored on each synthesiser's speakers
+            mine = {u: f for u, f in frames.items() if source_of.get(utt2spk[u]) == source}
+            by_source.setdefault(source, {})[stage] = phone_frame_accuracy(mine, phn)[0]
 
     # Viterbi alignment speed: one pass of the mono model over the training set.
     d = read_data_dir(sets["train"])
@@ -99,6 +113,8 @@ def main() -> None:
         "frame_accuracy": accuracy,
         "stage_seconds": {s: round(results[s]["seconds"], 2) for s in stages},
         "per": per,
+        "frame_accuracy_by_source": by_source,
+        "per_by_test_set": {t: {s: decoded[s][t]["per"] for s in stages} for t in settings.test_sets},
         "dev_per": {s: decoded[s]["dev"]["per"] for s in stages},
         "acoustic_scale": {s: decoded[s]["acoustic_scale"] for s in stages},
         "gmm_stages_seconds": round(gmm_seconds, 2),
@@ -110,8 +126,8 @@ def main() -> None:
         "stages": {s: {k: v for k, v in results[s].items() if k != "seconds"} for s in stages},
         "device": "cpu", "cpu": platform.processor() or platform.machine(), "threads": args.threads,
         "cpu_count": os.cpu_count(),
-        "settings": {"size": args.size, "seed": args.seed, "leaves": args.leaves, "gauss": args.gauss,
-                     "mono_gauss": args.mono_gauss,
+        "settings": {"voices": args.voices, "test_sources": args.test_sources, "size": args.size,
+                     "seed": args.seed, "leaves": args.leaves, "gauss": args.gauss, "mono_gauss": args.mono_gauss,
                      "features": f"mfcc{feat_cfg.num_ceps} from {feat_cfg.num_mel_bins} mel bins, dither "
                                  f"{feat_cfg.dither}, cmvn {feat_cfg.cmvn}",
                      "mono": "deltas", "tri1": "deltas", "tri2": "lda40(splice 3)+mllt",

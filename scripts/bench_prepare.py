@@ -4,8 +4,10 @@
     python scripts/bench_prepare.py --size tiny --workers 1
     python scripts/bench_prepare.py --out DIR             # keep the corpus (DIR must not exist)
 
-Synthesises the whole corpus from scratch (espeak-ng, resampling to 16 kHz, labels,
-NIST SPHERE files, lexicon) into a fresh directory, so no earlier corpus is reused.
+Synthesises the whole corpus from scratch (espeak-ng and/or Piper, resampling to 16 kHz,
+labels, NIST SPHERE files, lexicon) into a fresh directory, so no earlier corpus is reused.
+``x_realtime_per_worker`` gives each synthesiser's speed: its audio seconds over the wall
+time its speakers took in their worker.
 ``audio_seconds_per_second`` is total audio seconds (all splits, padding included) over
 the wall time of :func:`synthesize_mini_timit`; ``per_worker`` divides it by the workers.
 Prints one JSON object on its last line.
@@ -32,12 +34,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="corpus directory (default: a temp dir)")
+    parser.add_argument("--voices", default="espeak", help="espeak, piper or espeak,piper")
+    parser.add_argument("--piper-share", type=float, default=0.5)
     parser.add_argument("--device", default="cpu", choices=["cpu"], help="synthesis runs on the CPU")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out if args.out is not None else Path(tmp) / "mini_timit"
-        summary = synthesize_mini_timit(out, size=args.size, seed=args.seed, num_workers=args.workers)
+        summary = synthesize_mini_timit(out, size=args.size, seed=args.seed, num_workers=args.workers,
+                                        voices=tuple(args.voices.split(",")), piper_share=args.piper_share)
     if summary["reused"]:
         sys.exit(f"{out}: an existing corpus was reused; give a fresh --out to measure synthesis")
     audio = sum(s["seconds"] for s in summary["splits"].values())
@@ -48,6 +53,11 @@ def main() -> None:
         "seconds": round(wall, 2),
         "audio_seconds": round(audio, 1),
         "splits": summary["splits"],
+        # Per synthesiser: audio seconds made per second of one worker's synthesis time.
+        "x_realtime_per_worker": {k: round(e["audio_seconds"] / e["synth_seconds"], 1)
+                                  for k, e in summary["sources"].items()},
+        "sources": summary["sources"],
+        "voices": args.voices,
         "size": args.size,
         "seed": args.seed,
         "workers": args.workers,

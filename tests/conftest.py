@@ -1,4 +1,4 @@
-"""Shared fixtures: one tiny mini-TIMIT corpus and its data dirs per test session."""
+"""Shared fixtures: tiny mini-TIMIT corpora (espeak-ng only, and mixed) and data dirs per test session."""
 
 from __future__ import annotations
 
@@ -19,6 +19,17 @@ def mini_timit_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("mini_timit") / "corpus"
     synthesize_mini_timit(root, size="tiny", seed=0, num_workers=2)
+    return root
+
+
+@pytest.fixture(scope="session")
+def mini_timit_mixed_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny mini-TIMIT with espeak-ng and Piper speakers in every split, and TEST_PIPER/."""
+    from asr.data.mini_timit import synthesize_mini_timit
+
+    root = tmp_path_factory.mktemp("mini_timit_mixed") / "mixed"
+    synthesize_mini_timit(root, size="tiny", seed=0, num_workers=2, voices=("espeak", "piper"),
+                          piper_share=0.5, test_sources=("piper",))
     return root
 
 

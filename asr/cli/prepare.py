@@ -19,7 +19,9 @@ def main(cfg: DictConfig) -> None:
         from asr.data.mini_timit import synthesize_mini_timit
 
         summary = synthesize_mini_timit(
-            out, size=cfg.corpus.size, seed=int(cfg.corpus.seed), num_workers=int(cfg.num_workers)
+            out, size=cfg.corpus.size, seed=int(cfg.corpus.seed), num_workers=int(cfg.num_workers),
+            voices=tuple(cfg.corpus.voices), piper_share=float(cfg.corpus.piper_share),
+            test_sources=tuple(cfg.corpus.test_sources),
         )
         state = "reused" if summary.get("reused") else f"made in {summary['seconds_taken']:.1f} s"
         print(f"mini-TIMIT ({cfg.corpus.size}, seed {cfg.corpus.seed}) in {out}, {state}:")

@@ -35,7 +35,8 @@ import shutil
 import time
 import traceback
 import zlib
-from dataclasses import asdict, dataclass
+import dataclasses
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -46,6 +47,7 @@ from scipy.signal import resample_poly
 from asr.data.espeak import get_espeak
 from asr.data.espeak_labels import label_synthesis, load_phone_map, strip_stress
 from asr.data.phones import PhoneSegment
+from asr.data.voice_transform import draw_piper_speaker, warp_to_16k
 from asr.data.speakers import (
     Speaker,
     dev_speakers,
@@ -59,9 +61,10 @@ from asr.errors import AsrError
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
-FORMAT_VERSION = 2  # bump when the bytes written for a given size and seed change
+FORMAT_VERSION = 3  # bump when the bytes written for a given size and seed change (3: speakers.tsv sources)
 MARKER = ".mini_timit.json"
 SPLITS = ("train", "dev", "test")
+VOICES = ("espeak", "piper")  # the synthesisers a speaker can be voiced by
 _LIST_LEN = 10  # Harvard sentences come in lists of ten
 _PAD_SECONDS = (0.10, 0.25)  # silence before and after the speech, drawn per utterance
 _NOISE_STD = 3.0  # int16 units: a faint noise floor (about -80 dBFS) so silence is not all zeros
@@ -129,12 +132,70 @@ class _Job:
     seed: int
 
 
-def plan_corpus(size: str, seed: int) -> list[_Job]:
+def plan_corpus(size: str, seed: int, voices: tuple[str, ...] = ("espeak",), piper_share: float = 0.5,
+                test_sources: tuple[str, ...] = ()) -> list[_Job]:
     """Every speaker's voice and sentences for ``size`` and ``seed`` (no synthesis).
 
+    Args:
+        voices: the synthesisers speakers are voiced by (:data:`VOICES`).
+        piper_share: with both voices, the share of each split's speakers voiced by Piper
+            (balanced over the sexes).
+        test_sources: extra test sets of one synthesiser each (``test_<source>``, written
+            to ``TEST_<SOURCE>/``): the core-test speakers and sentences again, all voiced
+            by that source, so a model trained on one synthesiser can be scored on another.
+
     Raises:
-        AsrError: unknown size, listing the valid ones.
+        AsrError: unknown size or voice, listing the valid ones.
     """
+    jobs = _plan_espeak(size, seed)
+    for v in (*voices, *test_sources):
+        if v not in VOICES:
+            raise AsrError(f"unknown mini-TIMIT voice '{v}'; valid voices: {', '.join(VOICES)}")
+    if not voices:
+        raise AsrError("mini-TIMIT needs at least one voice (corpus.voices)")
+    if "piper" in voices and "espeak" in voices and not 0.0 < piper_share < 1.0:
+        raise AsrError(f"corpus.piper_share must lie strictly between 0 and 1, got {piper_share}")
+    # Sources and Piper settings come from their own generator, so the espeak speakers of a
+    # seed stay the same whatever voices are chosen.
+    rng = np.random.default_rng([seed, zlib.crc32(f"{size}/voices".encode())])
+    share = 1.0 if voices == ("piper",) else 0.0 if "piper" not in voices else piper_share
+    out: list[_Job] = []
+    for split in SPLITS:
+        split_jobs = [j for j in jobs if j.split == split]
+        piper_ids = _pick_piper(split_jobs, share, rng)
+        out += [_with_source(j, "piper", rng) if j.speaker.id in piper_ids else j for j in split_jobs]
+    voiced = {j.speaker.id: j for j in out if j.split == "test"}
+    for source in test_sources:
+        for j in jobs:
+            if j.split == "test":  # a test speaker already voiced by this source keeps its voice
+                same = voiced[j.speaker.id] if voiced[j.speaker.id].speaker.source == source else None
+                out.append(dataclasses.replace(same or _with_source(j, source, rng), split=f"test_{source}"))
+    return out
+
+
+def _pick_piper(jobs: list[_Job], share: float, rng: np.random.Generator) -> set[str]:
+    """IDs of the speakers of one split voiced by Piper: ``share`` of them (at least one, and at
+    least one left for espeak, when both voices speak), split over the sexes in proportion."""
+    if share <= 0.0 or share >= 1.0:
+        return {j.speaker.id for j in jobs} if share >= 1.0 else set()
+    num = min(max(int(round(share * len(jobs))), 1), len(jobs) - 1)
+    males = [j.speaker.id for j in jobs if j.speaker.id[0] == "M"]
+    females = [j.speaker.id for j in jobs if j.speaker.id[0] == "F"]
+    num_m = min(len(males), max(num - len(females), int(round(num * len(males) / len(jobs)))))
+    return ({males[i] for i in rng.permutation(len(males))[:num_m]}
+            | {females[i] for i in rng.permutation(len(females))[:num - num_m]})
+
+
+def _with_source(job: _Job, source: str, rng: np.random.Generator) -> _Job:
+    if source == "espeak":
+        return job
+    spk = dataclasses.replace(job.speaker, voice=None, source="piper",
+                              piper=draw_piper_speaker(job.speaker.id[0], rng))
+    return dataclasses.replace(job, speaker=spk)
+
+
+def _plan_espeak(size: str, seed: int) -> list[_Job]:
+    """The espeak-only plan (what every seed gave before Piper voices existed)."""
     if size not in SIZES:
         raise AsrError(f"unknown mini-TIMIT size '{size}'; valid sizes: {', '.join(SIZES)}")
     spec = SIZES[size]
@@ -169,7 +230,11 @@ def _to_16k_with_padding(
         the number of samples clipped to the int16 range.
     """
     g = math.gcd(SAMPLE_RATE, rate)  # 22050 -> 16000 Hz is up 320, down 441
-    speech = resample_poly(audio.astype(np.float64), SAMPLE_RATE // g, rate // g)
+    return _pad_and_noise(resample_poly(audio.astype(np.float64), SAMPLE_RATE // g, rate // g), rng)
+
+
+def _pad_and_noise(speech: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
+    """Pad 16 kHz float speech with silence both ends and add the noise floor (see above)."""
     lead, trail = (int(rng.uniform(*_PAD_SECONDS) * SAMPLE_RATE) for _ in range(2))
     out = np.concatenate([np.zeros(lead), speech, np.zeros(trail)])
     out += rng.normal(0.0, _NOISE_STD, len(out))
@@ -178,8 +243,23 @@ def _to_16k_with_padding(
     return np.clip(out, -32768, 32767).astype(np.int16), lead, clipped
 
 
+def split_folder(split: str) -> str:
+    """``TRAIN`` for train, ``TEST`` for dev and test (as LDC TIMIT), ``TEST_PIPER`` for ``test_piper``."""
+    if split == "train":
+        return "TRAIN"
+    return "TEST" if split in ("dev", "test") else split.upper()
+
+
 def _synthesise_speaker(job: _Job, out_dir: Path) -> dict:
     """Synthesise and write one speaker's utterances. Runs in a freshly forked process."""
+    start = time.perf_counter()
+    synth = _synthesise_piper_speaker if job.speaker.source == "piper" else _synthesise_espeak_speaker
+    result = synth(job, out_dir)
+    return {**result, "source": job.speaker.source, "synth_seconds": time.perf_counter() - start}
+
+
+def _synthesise_espeak_speaker(job: _Job, out_dir: Path) -> dict:
+    """Synthesise and write one espeak-ng speaker's utterances."""
     engine = get_espeak()
     voice = job.speaker.voice
     engine.set_voice(voice.name, voice.pitch, voice.pitch_range, voice.rate)
@@ -188,7 +268,7 @@ def _synthesise_speaker(job: _Job, out_dir: Path) -> dict:
     def citation(word: str) -> list[str]:
         return [strip_stress(p) for p in engine.text_to_phonemes(word)]
 
-    folder = out_dir / ("TRAIN" if job.split == "train" else "TEST") / job.speaker.region / job.speaker.id
+    folder = out_dir / split_folder(job.split) / job.speaker.region / job.speaker.id
     folder.mkdir(parents=True, exist_ok=True)
     seconds, dropped, unaligned, clipped, halved, lexicon = 0.0, 0, 0, 0, 0, set()
     for index, text in job.sentences:
@@ -214,6 +294,66 @@ def _synthesise_speaker(job: _Job, out_dir: Path) -> dict:
     return {"split": job.split, "speaker": job.speaker.id, "utterances": len(job.sentences),
             "seconds": seconds, "dropped": dropped, "unaligned": unaligned, "clipped": clipped,
             "halved": halved,
+            "lexicon": sorted(lexicon)}
+
+
+_PIPER: list = []  # the process' Piper engine, made on first use
+# Piper peak-normalises each utterance to full scale; resampling to 16 kHz then overshoots
+# it. 0.8 of full scale leaves the headroom (no clipped samples on tiny or small).
+_PIPER_VOLUME = 0.8
+
+
+def _map_segments(segs: list[PhoneSegment], ratio: float, lead: int, total: int | None) -> list[PhoneSegment]:
+    """Segments in synthesis samples -> output samples (``* ratio + lead``); with ``total``, the
+    first starts at 0 and the last ends at ``total`` (they take the padding), and segments
+    that round to nothing are dropped."""
+    out = []
+    for k, seg in enumerate(segs):
+        start, end = int(round(seg.start * ratio)) + lead, int(round(seg.end * ratio)) + lead
+        if total is not None:
+            start = 0 if k == 0 else start
+            end = total if k == len(segs) - 1 else end
+        if end > start:
+            out.append(PhoneSegment(start, end, seg.label))
+    if total is not None:  # keep the labels contiguous over dropped ones
+        out = [PhoneSegment(out[k - 1].end if k else 0, seg.end, seg.label) for k, seg in enumerate(out)]
+    return out
+
+
+def _synthesise_piper_speaker(job: _Job, out_dir: Path) -> dict:
+    """Synthesise and write one Piper pseudo-speaker's utterances (:mod:`asr.data.voice_transform`)."""
+    from asr.data.piper_labels import label_piper, text_words
+    from asr.data.piper_voice import PiperSynth
+
+    if not _PIPER:
+        _PIPER.append(PiperSynth(num_threads=1))
+    engine, spk = _PIPER[0], job.speaker.piper
+    folder = out_dir / split_folder(job.split) / job.speaker.region / job.speaker.id
+    folder.mkdir(parents=True, exist_ok=True)
+    seconds, dropped, clipped, halved, lexicon = 0.0, 0, 0, 0, set()
+    for index, text in job.sentences:
+        rng = np.random.default_rng([job.seed, zlib.crc32(job.speaker.id.encode()), index])
+        synth = engine.synthesize(text, seed=int(rng.integers(1, 2**31 - 1)),
+                                  length_scale=spk.synthesis_length_scale(), noise_scale=spk.noise_scale,
+                                  noise_w_scale=spk.noise_w_scale, volume=_PIPER_VOLUME)
+        words = text_words(text)
+        labelled = label_piper(synth.audio, synth.sample_rate, synth.symbols, synth.samples, words)
+        speech, ratio = warp_to_16k(synth.audio, synth.sample_rate, spk.warp)
+        audio, lead, num_clipped = _pad_and_noise(speech, rng)
+        clipped += num_clipped
+        phones = _map_segments(labelled.phones, ratio, lead, len(audio))
+        dropped += labelled.num_dropped + len(labelled.phones) - len(phones)
+        word_segs = _map_segments(labelled.words, ratio, lead, None)
+        stem = str(folder / f"SX{index + 1}")
+        sf.write(stem + ".WAV", audio, SAMPLE_RATE, format="NIST", subtype="PCM_16")
+        _write_segments(Path(stem + ".PHN"), phones)
+        _write_segments(Path(stem + ".WRD"), word_segs)
+        Path(stem + ".TXT").write_text(f"0 {len(audio)} {text}\n", encoding="ascii")
+        lexicon |= {(w, " ".join(pron)) for w, pron in labelled.pronunciations}
+        seconds += len(audio) / SAMPLE_RATE
+        halved += labelled.num_halved
+    return {"split": job.split, "speaker": job.speaker.id, "source": "piper", "utterances": len(job.sentences),
+            "seconds": seconds, "dropped": dropped, "unaligned": 0, "clipped": clipped, "halved": halved,
             "lexicon": sorted(lexicon)}
 
 
@@ -282,7 +422,9 @@ def _read_marker(out_dir: Path) -> dict | None:
         return None
 
 
-def synthesize_mini_timit(out_dir: Path, size: str = "small", seed: int = 0, num_workers: int = 2) -> dict:
+def synthesize_mini_timit(out_dir: Path, size: str = "small", seed: int = 0, num_workers: int = 2,
+                          voices: tuple[str, ...] = ("espeak",), piper_share: float = 0.5,
+                          test_sources: tuple[str, ...] = ()) -> dict:
     """Synthesise mini-TIMIT under ``out_dir`` (see the module docstring), or reuse it.
 
     The corpus is built in a temporary sibling directory and renamed into place, so
@@ -294,6 +436,7 @@ def synthesize_mini_timit(out_dir: Path, size: str = "small", seed: int = 0, num
         size: ``tiny`` (tests), ``small`` (about 1 h of training speech) or ``full`` (TIMIT-sized).
         seed: the same seed gives byte-identical files.
         num_workers: processes synthesising in parallel (at least 1).
+        voices, piper_share, test_sources: who speaks (see :func:`plan_corpus`).
 
     Returns:
         Summary: ``size``, ``seed``, ``splits`` (per split ``speakers``, ``utterances``,
@@ -308,15 +451,18 @@ def synthesize_mini_timit(out_dir: Path, size: str = "small", seed: int = 0, num
             failing; an espeak phoneme missing from the mapping.
     """
     out_dir = Path(out_dir)
-    plan = plan_corpus(size, seed)  # validates the size before touching the disk
+    voices, test_sources = tuple(voices), tuple(test_sources)
+    plan = plan_corpus(size, seed, voices, piper_share, test_sources)  # validates before touching the disk
+    wanted = {"size": size, "seed": seed, "format_version": FORMAT_VERSION, "voices": list(voices),
+              "piper_share": piper_share if len(voices) > 1 else None, "test_sources": list(test_sources)}
     marker = _read_marker(out_dir)
     if marker is not None:
-        settings = (marker.get("size"), marker.get("seed"), marker.get("format_version"))
-        if settings == (size, seed, FORMAT_VERSION):
+        have = {k: marker.get(k) for k in wanted}
+        if have == wanted:
             return dict(marker["summary"], reused=True, seconds_taken=0.0)
         raise AsrError(
-            f"{out_dir}: holds mini-TIMIT size={settings[0]} seed={settings[1]} "
-            f"(format {settings[2]}); remove it or choose another out directory"
+            f"{out_dir}: holds mini-TIMIT " + " ".join(f"{k}={v}" for k, v in have.items())
+            + "; remove it or choose another out directory"
         )
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise AsrError(f"{out_dir}: exists and is not an empty directory or a mini-TIMIT corpus")
@@ -333,8 +479,10 @@ def synthesize_mini_timit(out_dir: Path, size: str = "small", seed: int = 0, num
         _write_lexicon(tmp / "lexicon.txt", results)
         _write_speaker_table(tmp / "speakers.tsv", plan)
         # The marker holds no timing, so the same seed gives the same bytes in every file.
-        (tmp / MARKER).write_text(json.dumps(
-            {"size": size, "seed": seed, "format_version": FORMAT_VERSION, "summary": summary}, indent=1))
+        # Timings vary run to run: kept out of the corpus files.
+        stored = dict(summary, sources={k: {f: v for f, v in e.items() if f != "synth_seconds"}
+                                        for k, e in summary["sources"].items()})
+        (tmp / MARKER).write_text(json.dumps({**wanted, "summary": stored}, indent=1))
         if out_dir.exists():
             out_dir.rmdir()  # empty, checked above
         os.rename(tmp, out_dir)
@@ -351,13 +499,21 @@ def synthesize_mini_timit(out_dir: Path, size: str = "small", seed: int = 0, num
 
 
 def _summarise(size: str, seed: int, results: list[dict]) -> dict:
-    splits = {s: {"speakers": 0, "utterances": 0, "seconds": 0.0} for s in SPLITS}
+    splits: dict[str, dict] = {}
     for r in results:
-        entry = splits[r["split"]]
+        entry = splits.setdefault(r["split"], {"speakers": 0, "utterances": 0, "seconds": 0.0})
         entry["speakers"] += 1
         entry["utterances"] += r["utterances"]
         entry["seconds"] = round(entry["seconds"] + r["seconds"], 3)
-    return {"size": size, "seed": seed, "splits": splits,
+    sources: dict[str, dict] = {}
+    for r in results:
+        entry = sources.setdefault(r["source"], {"speakers": 0, "audio_seconds": 0.0, "synth_seconds": 0.0})
+        entry["speakers"] += 1
+        entry["audio_seconds"] = round(entry["audio_seconds"] + r["seconds"], 3)
+        entry["synth_seconds"] += r["synth_seconds"]
+    for entry in sources.values():
+        entry["synth_seconds"] = round(entry["synth_seconds"], 3)
+    return {"size": size, "seed": seed, "splits": splits, "sources": sources,
             "dropped_zero_length_phones": sum(r["dropped"] for r in results),
             "words_without_phones": sum(r["unaligned"] for r in results),
             "clipped_samples": sum(r["clipped"] for r in results),
@@ -371,10 +527,9 @@ def _write_lexicon(path: Path, results: list[dict]) -> None:
 
 
 def _write_speaker_table(path: Path, plan: list[_Job]) -> None:
-    """Which voice speaks as which speaker (for listening and debugging)."""
-    fields = list(asdict(plan[0].speaker.voice))
-    lines = ["\t".join(["speaker", "split", "region", *fields])]
+    """Which synthesiser and settings speak as which speaker (for listening and debugging)."""
+    lines = ["\t".join(["speaker", "split", "region", "source", "settings"])]
     for j in plan:
-        v = asdict(j.speaker.voice)
-        lines.append("\t".join([j.speaker.id, j.split, j.speaker.region, *(str(v[f]) for f in fields)]))
+        settings = " ".join(f"{k}={v}" for k, v in j.speaker.settings().items())
+        lines.append("\t".join([j.speaker.id, j.split, j.speaker.region, j.speaker.source, settings]))
     path.write_text("\n".join(lines) + "\n", encoding="ascii")

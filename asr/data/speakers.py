@@ -14,6 +14,8 @@ from importlib import resources
 
 import numpy as np
 
+from asr.data.voice_transform import PiperSpeaker
+
 # English accents of espeak-ng 1.52 (``lang/gmw/en*``); en-Shaw (Shavian script) is left out.
 ACCENTS = (
     "en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029",
@@ -55,11 +57,23 @@ class Voice:
 
 @dataclass(frozen=True)
 class Speaker:
-    """A mini-TIMIT speaker: ``id`` (``M``/``F`` + 4 chars), ``region`` (``DR1``..``DR8``)."""
+    """A mini-TIMIT speaker: ``id`` (``M``/``F`` + 4 chars), ``region`` (``DR1``..``DR8``).
+
+    ``source`` is the synthesiser: ``espeak`` (``voice``) or ``piper`` (``piper``, a
+    pseudo-speaker of the one Piper voice, :mod:`asr.data.voice_transform`).
+    """
 
     id: str
     region: str
-    voice: Voice
+    voice: Voice | None
+    source: str = "espeak"
+    piper: "PiperSpeaker | None" = None
+
+    def settings(self) -> dict[str, object]:
+        """The synthesis settings, flat (for ``speakers.tsv``)."""
+        from dataclasses import asdict
+
+        return asdict(self.voice) if self.source == "espeak" else asdict(self.piper)
 
 
 def _read_resource(name: str) -> list[str]:

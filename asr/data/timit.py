@@ -84,6 +84,7 @@ def find_timit_root(root: str | os.PathLike, override: str = "data.root") -> tup
 
 
 _AUDIO = re.compile(r"^(S[IX]\d+)\.WAV$", re.IGNORECASE)
+_EXTRA_TEST = re.compile(r"^TEST_[A-Z0-9]+$", re.IGNORECASE)
 
 
 def _utterance_files(split_dir: Path) -> dict[tuple[str, str], Path]:
@@ -145,6 +146,9 @@ def prepare_timit(
 ) -> PrepareReport:
     """Write Kaldi data dirs ``out_dir/{train,dev,test}`` from a TIMIT-layout corpus.
 
+    A mini-TIMIT folder ``TEST_<SOURCE>/`` beside ``TEST/`` (the core-test speakers voiced
+    by one synthesiser) gives one more data dir, ``test_<source>``.
+
     Utterances with a problem (unreadable or truncated audio, missing or empty transcript,
     a phone label outside the 61-phone set) are skipped with one logged line each, and
     counted in the report. Each data dir is a stage of :mod:`asr.stage` (written
@@ -160,10 +164,15 @@ def prepare_timit(
     test_files = _utterance_files(test_dir)
     sources["dev"] = {k: v for k, v in test_files.items() if k[0] in dev_spk}
     sources["test"] = {k: v for k, v in test_files.items() if k[0] in test_spk}
+    # mini-TIMIT's one-synthesiser test sets (TEST_PIPER/ -> test_piper), beside TEST/.
+    for extra in sorted(p for p in test_dir.parent.iterdir() if p.is_dir() and _EXTRA_TEST.match(p.name)):
+        files = _utterance_files(extra)
+        sources[extra.name.lower()] = {k: v for k, v in files.items() if k[0] in test_spk}
+    splits = tuple(sources)
     phone_map = hashlib.sha256(resources.files("asr.data").joinpath("resources/timit_phone_map.tsv").read_bytes())
-    keys = {split: {"sources": _fingerprint(split, sources[split], phone_map.hexdigest())} for split in SPLITS}
-    done = {split: read_done(out_dir / split) for split in SPLITS}
-    todo = [split for split in SPLITS
+    keys = {split: {"sources": _fingerprint(split, sources[split], phone_map.hexdigest())} for split in splits}
+    done = {split: read_done(out_dir / split) for split in splits}
+    todo = [split for split in splits
             if (done[split] or {}).get("fingerprint") != stage_fingerprint(keys[split], _VERSION, {})
             or not _audio_present(out_dir / split)]
     if not todo:
@@ -200,7 +209,7 @@ def prepare_timit(
         run_stage(out_dir / split, keys[split], lambda tmp, d=d: (write_data_tables(d, tmp), summary)[1],
                   name=f"data/{split}", version=_VERSION, check=_audio_present)
     report = PrepareReport()
-    for split in SPLITS:
+    for split in splits:
         info = done[split]["summary"]
         report.num_utts[split] = info["num_utts"]
         report.num_speakers[split] = info["num_speakers"]
