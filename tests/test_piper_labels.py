@@ -135,18 +135,18 @@ def test_merge_rules_exactly():
     labels = label_piper(audio, RATE, symbols, samples, ["she", "saw", "us"],
                          citation=lambda w: pytest.fail("counts match: no citations"))
     assert labels.phones == [
-        PhoneSegment(0, at[2], "h#"),  # ^ and its pad
-        PhoneSegment(at[2], at[4], "sh"),  # ʃ and its pad
-        PhoneSegment(at[4], at[10], "iy"),  # ˈ _ i _ ː _: stress into the vowel, length into it
-        PhoneSegment(at[10], at[12], "pau"),  # the silent space and its pad
-        PhoneSegment(at[12], at[14], "s"),
-        PhoneSegment(at[14], at[20] + U, "ao"),  # ˈ _ ɔ _ ː _ and half of the loud space
-        PhoneSegment(at[20] + U, at[24], "ah"),  # the other half
-        PhoneSegment(at[24], at[26], "s"),
+        PhoneSegment(0, at[2], "h#"),  # ^ and the (silent) pad before ʃ
+        PhoneSegment(at[2], at[3], "sh"),  # ʃ
+        PhoneSegment(at[3], at[10], "iy"),  # _ ˈ _ i _ ː _: pads to the unit after, stress and length into the vowel
+        PhoneSegment(at[10], at[12], "pau"),  # the silent space and the silent pad after it
+        PhoneSegment(at[12], at[13], "s"),
+        PhoneSegment(at[13], at[20], "ao"),  # _ ˈ _ ɔ _ ː and half of the loud space region (_ ' ')
+        PhoneSegment(at[20], at[23], "ah"),  # the other half, then ʌ
+        PhoneSegment(at[23], at[26], "s"),  # _ s and the loud pad before the final boundary
         PhoneSegment(at[26], num, "h#"),  # . _ $
     ]
-    assert labels.words == [PhoneSegment(at[2], at[10], "she"), PhoneSegment(at[12], at[20] + U, "saw"),
-                            PhoneSegment(at[20] + U, at[26], "us")]
+    assert labels.words == [PhoneSegment(at[2], at[10], "she"), PhoneSegment(at[12], at[20], "saw"),
+                            PhoneSegment(at[20], at[26], "us")]
     assert labels.pronunciations == [("she", ("sh", "iy")), ("saw", ("s", "ao")), ("us", ("ah", "s"))]
     assert (labels.num_pauses, labels.num_halved, labels.num_merged_words) == (1, 0, 0)
 
@@ -158,9 +158,10 @@ def test_silence_at_the_ends_becomes_h_sharp():
     symbols, samples, at = _layout(spec)
     audio = _audio([(at[2] + 2 * U, at[11] + U)], at[-1])
     phones = label_piper(audio, RATE, symbols, samples, ["shaw's"]).phones
+    # sh is the pad before ʃ and ʃ (5 units): h# takes at most half of it, though speech starts later.
     assert [(p.label, p.start, p.end) for p in phones] == [
-        ("h#", 0, at[2] + 2 * U), ("sh", at[2] + 2 * U, at[4]), ("ao", at[4], at[10]),
-        ("s", at[10], at[11] + U), ("h#", at[11] + U, at[-1])]
+        ("h#", 0, at[1] + 5 * U // 2), ("sh", at[1] + 5 * U // 2, at[3]), ("ao", at[3], at[9]),
+        ("s", at[9], at[11] + U), ("h#", at[11] + U, at[-1])]
 
 
 def test_stop_closure_is_the_silence_before_the_burst():
@@ -168,16 +169,16 @@ def test_stop_closure_is_the_silence_before_the_burst():
     spec = [("^", 2), ("_", 1), ("ɐ", 2), ("_", 1), (" ", 1), ("_", 1), ("t", 1), ("_", 2),
             ("ˈ", 1), ("_", 1), ("æ", 2), ("_", 1), ("d", 2), ("_", 2), (".", 1), ("_", 1), ("$", 1)]
     symbols, samples, at = _layout(spec)
-    space_mid = at[4] + U  # the space before a stop is split evenly between its neighbours
-    audio = _audio([(at[2], space_mid), (at[6] + U, at[14])], at[-1])
+    audio = _audio([(at[2], at[5]), (at[7], at[14])], at[-1])
     labels = label_piper(audio, RATE, symbols, samples, ["a", "tad"])
     got = [(p.label, p.start, p.end) for p in labels.phones]
-    d_mid = at[12] + 2 * U
+    # d is the pad before it, d and the loud pad after it (5 units), with no silence: halved.
+    d_mid = at[11] + 5 * U // 2
     assert got == [
-        ("h#", 0, at[2]), ("ax", at[2], space_mid),
-        ("tcl", space_mid, at[6] + U),  # the silent half-space and the silent start of t's span
-        ("t", at[6] + U, at[8]), ("ae", at[8], at[12]),
-        ("dcl", at[12], d_mid), ("d", d_mid, at[14]),  # no closure in the signal: halved
+        ("h#", 0, at[2]), ("ax", at[2], at[5]),  # ɐ and the loud half of the space region
+        ("tcl", at[5], at[7]),  # the silence before the burst: the pad and t's own span
+        ("t", at[7], at[8] + 1), ("ae", at[8] + 1, at[11]),  # the burst at the vowel's onset
+        ("dcl", at[11], d_mid), ("d", d_mid, at[14]),
         ("h#", at[14], at[-1])]
     assert labels.num_halved == 1
     assert labels.pronunciations[1] == ("tad", ("tcl", "t", "ae", "dcl", "d"))

@@ -1,12 +1,14 @@
-"""mini-TIMIT: a synthetic corpus in the LDC TIMIT layout, spoken by espeak-ng voices.
+"""mini-TIMIT: a synthetic corpus in the LDC TIMIT layout, spoken by espeak-ng and/or Piper voices.
 
 Layout written under ``out_dir`` (see ``INTERFACES.md``)::
 
     TRAIN/DR<n>/<SPK>/SX<k>.{WAV,PHN,WRD,TXT}   made-up train speakers
     TEST/DR<n>/<SPK>/SX<k>.{WAV,PHN,WRD,TXT}    the real TIMIT dev (50) and core-test (24) IDs
+    TEST_PIPER/...                               with test_sources=("piper",): the core test again,
+                                                 every speaker voiced by Piper (likewise TEST_ESPEAK/)
     lexicon.txt                                  word -> TIMIT-61 phones as in .PHN (closures included),
-                                                 one line per distinct pronunciation
-    speakers.tsv                                 each speaker's split, region and espeak voice
+                                                 one line per distinct pronunciation, of every voice
+    speakers.tsv                                 each speaker's split, region, source and settings
     .mini_timit.json                             settings and summary; marks a complete corpus
 
 ``SX<k>`` is the Harvard sentence number k (1..720). The 72 Harvard lists of ten are
@@ -14,12 +16,22 @@ split once and for all into train (56 lists), dev (8) and test (8) pools, so dev
 sentences never occur in training. Each speaker reads consecutive sentences of its pool
 after a seeded shuffle, so every sentence is read about equally often.
 
+Two synthesisers (``voices``): espeak-ng, a rule-based formant synthesiser with many voice
+variants and accents (:mod:`asr.data.espeak_labels` labels it from its phoneme events), and
+Piper, a neural VITS voice trained on one recorded talker (:mod:`asr.data.piper_voice`,
+labelled from its predicted durations by :mod:`asr.data.piper_labels`). Piper speakers are
+pseudo-speakers of that one talker (:mod:`asr.data.voice_transform`: speaking rate, prosody
+noise, a frequency warp): in dev and test they are not new voices the way espeak's are.
+With both voices every split holds speakers of each; which speaker has which source is
+drawn from its own generator, so the espeak speakers of a seed do not change.
+
 Synthesis runs in ``num_workers`` worker interpreters (``asr.data.mini_timit_worker``). espeak-ng keeps state between
 utterances (glottal phase, flutter, AGC) that changes the samples, so each speaker is
 synthesised in a process forked fresh for it: the output depends only on the seed, not on
 the number of workers or the order in which speakers are scheduled, nor on any espeak-ng
-state of the calling process. Each utterance gets 100-250 ms of silence before and
-after the speech and a faint white-noise floor (standard deviation 3 in int16 units).
+state of the calling process. Piper's noise is drawn from a seeded generator too. Each
+utterance gets 100-250 ms of silence before and after the speech and a faint white-noise
+floor (standard deviation 3 in int16 units).
 """
 
 from __future__ import annotations

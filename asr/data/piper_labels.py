@@ -5,7 +5,10 @@ pad ``_``, then ``$`` (EOS); the en-us voices' symbols are espeak-ng IPA, one co
 id. With alignments the model says how many audio samples each id lasted (whole hops of 256
 samples). :func:`label_piper` turns that into TIMIT labels by these rules:
 
-* Pads ``_`` merge into the symbol before them (``^ _`` is the leading silence).
+* A pad ``_`` belongs to the unit after it: it is the transition into that unit (``^`` and
+  its pad are the leading silence). Given to the unit before, the labels' boundaries came
+  about 1.2 hops later than the GMM aligner's, and the same mono alignment of mini-TIMIT
+  small's Piper speakers scored 73.5 % frame accuracy instead of 78.1 %.
 * Stress marks ``ˈ ˌ`` merge into the phone after them. espeak-ng puts them before the
   stressed vowel, not before the syllable's onset (``kənˈuː``), and piper gives them real
   durations that sound like that vowel.
@@ -148,6 +151,10 @@ class Token:
         return not self.labels
 
 
+# A pad belongs to the unit after it (the module docstring's first rule).
+PADS_TO_NEXT = True
+
+
 def tokenize(
     symbols: list[str], table: dict[str, tuple[str, ...]] | None = None, text: str = ""
 ) -> list[Token]:
@@ -217,6 +224,8 @@ def tokenize(
         raise AsrError(f"piper gave only stress marks for '{text}'")
     for t, tok in enumerate(tokens):
         tok.first = 0 if t == 0 else items[firsts[t]][0]
+        if t and PADS_TO_NEXT and symbols[tok.first - 1] == PAD and tok.first - 1 > tokens[t - 1].first:
+            tok.first -= 1  # the pad before a unit is its onset (see PADS_TO_NEXT)
     for t, tok in enumerate(tokens):
         tok.end = tokens[t + 1].first if t + 1 < len(tokens) else len(symbols)
     return tokens
