@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from asr.data.kaldi_dir import DataDir, load_utterance, read_data_dir, write_data_tables
+from asr.data.kaldi_dir import DataDir, audio_present, load_utterance, read_data_dir, write_data_tables
 from asr.data.noise import NOISE_TYPES, BabbleSource, active_speech_power, noise_gain, pink_noise, white_noise
 from asr.data.reverb import RoomImpulseResponse, reverberate, simulate_rir
 from asr.errors import AsrError
@@ -245,14 +245,6 @@ def contaminate_data_dir(
     run_stage(out_dir, settings, build, name=f"data/{out_dir.name}", version=_FORMAT_VERSION, check=audio_present,
               inputs=[p for p in (src, babble_source) if isinstance(p, (str, os.PathLike)) and read_done(p)])
     return out_dir
-
-
-def audio_present(data_dir: Path) -> bool:
-    """Whether every recording that ``data_dir/wav.scp`` names exists (a reuse check)."""
-    try:
-        return all(Path(p).is_file() for p in read_data_dir(data_dir).wav.values())
-    except AsrError:
-        return False
 
 
 def _contaminate_utterance(data: DataDir, utt: str, *, noise: str | None,

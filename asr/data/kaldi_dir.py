@@ -177,6 +177,15 @@ def write_data_tables(d: DataDir, path: str | os.PathLike) -> None:
     write_table(path / "spk2utt", {spk: " ".join(utts) for spk, utts in d.spk2utt.items()})
 
 
+def audio_present(data_dir: str | os.PathLike) -> bool:
+    """Whether every recording that ``data_dir/wav.scp`` names exists (a stage's reuse check:
+    a moved corpus or data dir is prepared again, not reused with dead paths)."""
+    try:
+        return all(Path(p).is_file() for p in read_data_dir(data_dir).wav.values())
+    except AsrError:
+        return False
+
+
 def write_table(path: Path, table: dict[str, object]) -> None:
     """Write ``key value`` lines sorted by key (Kaldi order)."""
     with open(path, "w", encoding="utf-8") as f:

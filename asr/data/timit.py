@@ -22,7 +22,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from asr.data.kaldi_dir import DataDir, read_data_dir, write_data_tables
+from asr.data.kaldi_dir import DataDir, audio_present, write_data_tables
 from asr.data.phones import MAP_61_TO_48, fold_phones, read_segments
 from asr.data.speakers import dev_speakers, test_speakers
 from asr.errors import AsrError
@@ -174,7 +174,7 @@ def prepare_timit(
     done = {split: read_done(out_dir / split) for split in splits}
     todo = [split for split in splits
             if (done[split] or {}).get("fingerprint") != stage_fingerprint(keys[split], _VERSION, {})
-            or not _audio_present(out_dir / split)]
+            or not audio_present(out_dir / split)]
     if not todo:
         log.info("data dirs in %s are up to date, reusing them", out_dir)
     dirs: dict[str, DataDir] = {}
@@ -207,7 +207,7 @@ def prepare_timit(
                    "seconds": sum(d.utt2dur.values()), "skipped": skipped[split]}
         done[split] = {"summary": summary}
         run_stage(out_dir / split, keys[split], lambda tmp, d=d: (write_data_tables(d, tmp), summary)[1],
-                  name=f"data/{split}", version=_VERSION, check=_audio_present)
+                  name=f"data/{split}", version=_VERSION, check=audio_present)
     report = PrepareReport()
     for split in splits:
         info = done[split]["summary"]
@@ -218,14 +218,6 @@ def prepare_timit(
     if report.skipped:
         log.warning("skipped %d utterance(s) in total", len(report.skipped))
     return report
-
-
-def _audio_present(data_dir: Path) -> bool:
-    """Whether every file ``wav.scp`` names exists (a corpus that moved is prepared again)."""
-    try:
-        return all(Path(p).is_file() for p in read_data_dir(data_dir).wav.values())
-    except AsrError:
-        return False
 
 
 def _fingerprint(split: str, sources: dict[tuple[str, str], Path], phone_map: str) -> str:

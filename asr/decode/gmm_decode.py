@@ -19,7 +19,7 @@ from asr.decode.gmm_model import gmm_log_likelihoods
 from asr.decode.scoring import fold_to_39, score, write_scoring
 from asr.decode.tuning import sweep
 from asr.errors import AsrError
-from asr.graph.search import SearchOptions, decode_utterances
+from asr.graph.search import SearchOptions, best_path, decode_utterances
 from asr.hmm.model import GmmHmm
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,5 @@ def decode_and_score(model: GmmHmm, graph, frames: Mapping[str, Callable[[], Map
 
 
 def _one_best(loglikes: np.ndarray, graph, phones: Sequence[str], opts: SearchOptions) -> list[str] | None:
-    from asr.graph.search import best_path
-
     path = best_path(loglikes, graph, opts)
     return None if path is None else [phones[i - 1] for i in path.labels]

@@ -189,7 +189,7 @@ def compute_feature_store(
             results = _extract_all(d, cfg, num_workers, progress)
         else:
             results = _read_wrapped(d, scp, progress)
-        summary = _write_store(tmp, tmp, d, results)  # paths name tmp; asr.stage retargets them
+        summary = _write_store(tmp, d, results)
         summary["wall_seconds"] = round(time.perf_counter() - start, 3)
         meta = {"version": STORE_VERSION, "options": asdict(cfg), "source_scp": str(scp) if scp else None,
                 "store_dir": str(tmp), **summary}
@@ -295,9 +295,10 @@ def _resolve(path: str, bases: list[Path], scp: Path, lineno: int) -> Path:
     raise AsrError(f"{scp}:{lineno}: ark file '{path}' not found (looked from the working dir and the scp's parents)")
 
 
-def _write_store(tmp: Path, out_dir: Path, d: DataDir, results: Iterator[_Result]) -> dict:
-    """Write arks/scps/tables for ``results`` into ``tmp``; scp entries name ``out_dir``."""
-    final_ark = out_dir / "feats.ark"
+def _write_store(tmp: Path, d: DataDir, results: Iterator[_Result]) -> dict:
+    """Write arks/scps/tables for ``results`` into ``tmp``; scp entries name ``tmp``, which
+    :func:`asr.stage.run_stage` retargets to the store's final place."""
+    final_ark = tmp / "feats.ark"
     wrapped = False
     frames: dict[str, int] = {}
     speaker_stats: dict[str, np.ndarray] = {}
@@ -334,7 +335,7 @@ def _write_store(tmp: Path, out_dir: Path, d: DataDir, results: Iterator[_Result
         raise AsrError(f"features: no utterance could be processed ({first})")
     with open(tmp / "cmvn.ark", "wb") as ark, open(tmp / "cmvn.scp", "w") as scp:
         for spk in sorted(speaker_stats):
-            scp.write(f"{spk} {out_dir / 'cmvn.ark'}:{ark.tell() + len(spk.encode()) + 1}\n")
+            scp.write(f"{spk} {tmp / 'cmvn.ark'}:{ark.tell() + len(spk.encode()) + 1}\n")
             kaldiio.save_ark(ark, {spk: speaker_stats[spk]})
     write_table(tmp / "utt2num_frames", frames)
     write_table(tmp / "utt2spk", {u: d.utt2spk[u] for u in frames})
