@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from asr.data.kaldi_dir import read_data_dir
-from asr.data.mini_timit import synthesize_mini_timit
+from asr.data.mini_timit import resolve_voices, synthesize_mini_timit
 from asr.data.timit import read_phn_scp
 from asr.decode.gmm_decode import GmmDecodeConfig
 from asr.hmm.alignment_io import read_frame_phones
@@ -51,7 +51,7 @@ def main() -> None:
     p.add_argument("--leaves", type=int, default=2500, help="tree leaves of tri1/tri2/tri3")
     p.add_argument("--gauss", type=int, default=15000, help="Gaussians of tri1/tri2/tri3")
     p.add_argument("--mono-gauss", type=int, default=1000)
-    p.add_argument("--voices", default="espeak", help="mini-TIMIT voices: espeak, piper or espeak,piper")
+    p.add_argument("--voices", default=None, help="default: the size's (small: espeak,piper; tiny: espeak); mini-TIMIT voices: espeak, piper or espeak,piper")
     p.add_argument("--piper-share", type=float, default=0.5)
     p.add_argument("--test-sources", default="", help="one-synthesiser test sets, e.g. piper -> test_piper")
     p.add_argument("--device", default="cpu", choices=["cpu"], help="GMM training runs on CPU")
@@ -62,7 +62,7 @@ def main() -> None:
     stages = tuple(args.stages.split(","))
 
     t0 = time.perf_counter()
-    voices = tuple(args.voices.split(","))
+    voices = resolve_voices(args.size, args.voices and tuple(args.voices.split(",")))
     test_sources = tuple(t for t in args.test_sources.split(",") if t)
     synthesize_mini_timit(work / "corpus", size=args.size, seed=args.seed, num_workers=args.threads,
                           voices=voices, piper_share=args.piper_share, test_sources=test_sources)
@@ -126,7 +126,7 @@ def main() -> None:
         "stages": {s: {k: v for k, v in results[s].items() if k != "seconds"} for s in stages},
         "device": "cpu", "cpu": platform.processor() or platform.machine(), "threads": args.threads,
         "cpu_count": os.cpu_count(),
-        "settings": {"voices": args.voices, "test_sources": args.test_sources, "size": args.size,
+        "settings": {"voices": ",".join(voices), "test_sources": args.test_sources, "size": args.size,
                      "seed": args.seed, "leaves": args.leaves, "gauss": args.gauss, "mono_gauss": args.mono_gauss,
                      "features": f"mfcc{feat_cfg.num_ceps} from {feat_cfg.num_mel_bins} mel bins, dither "
                                  f"{feat_cfg.dither}, cmvn {feat_cfg.cmvn}",

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from asr.data.mini_timit import SIZES, synthesize_mini_timit  # noqa: E402
+from asr.data.mini_timit import SIZES, resolve_voices, synthesize_mini_timit  # noqa: E402
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="corpus directory (default: a temp dir)")
-    parser.add_argument("--voices", default="espeak", help="espeak, piper or espeak,piper")
+    parser.add_argument("--voices", default=None, help="default: the size's (small: espeak,piper; tiny: espeak); espeak, piper or espeak,piper")
     parser.add_argument("--piper-share", type=float, default=0.5)
     parser.add_argument("--device", default="cpu", choices=["cpu"], help="synthesis runs on the CPU")
     args = parser.parse_args()
@@ -42,7 +42,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out if args.out is not None else Path(tmp) / "mini_timit"
         summary = synthesize_mini_timit(out, size=args.size, seed=args.seed, num_workers=args.workers,
-                                        voices=tuple(args.voices.split(",")), piper_share=args.piper_share)
+                                        voices=resolve_voices(args.size, args.voices and tuple(args.voices.split(","))),
+                                        piper_share=args.piper_share)
     if summary["reused"]:
         sys.exit(f"{out}: an existing corpus was reused; give a fresh --out to measure synthesis")
     audio = sum(s["seconds"] for s in summary["splits"].values())
@@ -57,7 +58,7 @@ def main() -> None:
         "x_realtime_per_worker": {k: round(e["audio_seconds"] / e["synth_seconds"], 1)
                                   for k, e in summary["sources"].items()},
         "sources": summary["sources"],
-        "voices": args.voices,
+        "voices": ",".join(resolve_voices(args.size, args.voices and tuple(args.voices.split(",")))),
         "size": args.size,
         "seed": args.seed,
         "workers": args.workers,

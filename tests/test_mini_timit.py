@@ -200,8 +200,10 @@ def test_mixed_corpus_has_both_voices_in_every_split_and_a_piper_test_set(mini_t
 
 
 def test_voices_leave_the_espeak_speakers_of_a_seed_alone() -> None:
-    espeak = plan_corpus("small", 0)
+    espeak = plan_corpus("small", 0, ("espeak",))
     mixed = plan_corpus("small", 0, ("espeak", "piper"), 0.5)
+    assert plan_corpus("small", 0) == mixed  # small's default: both voices, half each
+    assert plan_corpus("tiny", 0) == plan_corpus("tiny", 0, ("espeak",))  # tiny's: espeak alone
     assert [(j.split, j.speaker.id, j.sentences) for j in espeak] == [(j.split, j.speaker.id, j.sentences)
                                                                       for j in mixed]
     kept = [(a.speaker, b.speaker) for a, b in zip(espeak, mixed) if b.speaker.source == "espeak"]
@@ -219,9 +221,9 @@ def test_voices_leave_the_espeak_speakers_of_a_seed_alone() -> None:
 
 
 def test_seed_changes_speakers_not_pools() -> None:
-    a, b = plan_corpus("small", 0), plan_corpus("small", 1)
+    a, b = plan_corpus("small", 0, ("espeak",)), plan_corpus("small", 1, ("espeak",))
     assert [j.speaker for j in a] != [j.speaker for j in b]
-    assert [j.speaker for j in a] == [j.speaker for j in plan_corpus("small", 0)]
+    assert [j.speaker for j in a] == [j.speaker for j in plan_corpus("small", 0, ("espeak",))]
     pools = sentence_pools()
     for plan in (a, b):
         for job in plan:

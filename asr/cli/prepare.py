@@ -20,7 +20,7 @@ def main(cfg: DictConfig) -> None:
 
         summary = synthesize_mini_timit(
             out, size=cfg.corpus.size, seed=int(cfg.corpus.seed), num_workers=int(cfg.num_workers),
-            voices=tuple(cfg.corpus.voices), piper_share=float(cfg.corpus.piper_share),
+            voices=None if cfg.corpus.voices is None else tuple(cfg.corpus.voices), piper_share=float(cfg.corpus.piper_share),
             test_sources=tuple(cfg.corpus.test_sources),
         )
         state = "reused" if summary.get("reused") else f"made in {summary['seconds_taken']:.1f} s"
