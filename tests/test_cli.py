@@ -322,7 +322,8 @@ def test_schemas_cover_every_option_and_match_their_consumers() -> None:
 # Valid alternatives for string values; any other string gets a suffix (and must then
 # change the settings or be rejected).
 ALTERNATIVES = {"cmvn": "none", "window_type": "hamming", "impl": "reference", "nonlinearity": "tanh",
-                "alignment_stage": "tri2", "stop_stage": "data"}
+                "alignment_stage": "tri2", "stop_stage": "data", "front_mlp": [64], "head_mlp": [32],
+                "device": "cpu", "amp": "none", "max_frames": 4000}
 
 
 def _perturbed(key: str, value: Any) -> Any:

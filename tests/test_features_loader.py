@@ -93,9 +93,13 @@ def test_alignment_length_mismatch(store: FeatureStore) -> None:
     assert ds.num_trimmed == 2 and ds.num_missing == 1 and len(ds) == len(store) - 1
     utt, feats, target = ds[ds.utts.index(a)]
     assert feats.shape[0] == target.shape[0] == store.num_frames[a] - 2
-    labels[a] = labels[a][:-1]
+    assert ds.skipped == [(store.utts[2], "no alignment")]
+    labels[a] = labels[a][:-1]  # three frames short: beyond the trim
     with pytest.raises(AsrError, match=f"utterance '{a}'"):
-        FeatureDataset(store, alignments=labels)
+        FeatureDataset(store, alignments=labels, strict=True)
+    ds = FeatureDataset(store, alignments=labels)  # not strict: skipped, named and counted
+    assert a not in ds.utts and ds.num_mismatched == 1 and ds.num_missing == 1
+    assert [u for u, _ in ds.skipped] == [a, store.utts[2]]
 
 
 def test_token_batches_for_ctc(store: FeatureStore) -> None:

@@ -37,7 +37,8 @@ def test_round_trip(name):
     spec = ModelSpec.from_dict(SHAPES[name])
     plain = spec.to_dict()
     assert type(plain) is dict and ModelSpec.from_dict(plain) == spec
-    assert plain == {**{"bidirectional": True, "splice_left": 0, "splice_right": 0}, **SHAPES[name]}
+    assert plain == {**{"bidirectional": True, "splice_left": 0, "splice_right": 0, "front_mlp": [], "head_mlp": []},
+                     **SHAPES[name]}
 
 
 def test_unknown_cell_lists_cells():

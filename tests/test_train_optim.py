@@ -7,7 +7,7 @@ from asr.errors import AsrError
 from asr.train.optim import NewBob, OptimConfig, build_optimizer
 
 COMMON = {"weight_decay": 0.0, "epochs": 24, "max_grad_norm": 5.0, "newbob_factor": 0.5,
-          "newbob_threshold": 0.001}
+          "newbob_threshold": 0.001, "max_frames": None}
 RMSPROP = {"name": "rmsprop", "lr": 0.0004, "alpha": 0.95, "eps": 1.0e-8, "batch_size": 8, **COMMON}
 SGD = {"name": "sgd", "lr": 0.08, "momentum": 0.0, "batch_size": 128, **COMMON}
 ADAM = {"name": "adam", "lr": 0.001, "betas": [0.9, 0.999], "eps": 1.0e-8, "batch_size": 8, **COMMON}

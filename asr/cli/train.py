@@ -29,6 +29,7 @@ def settings_from_config(cfg: DictConfig) -> "RecipeSettings":
     from asr.decode.gmm_decode import GmmDecodeConfig
     from asr.hmm.pipeline import GmmPipelineConfig
     from asr.recipe.settings import RecipeSettings
+    from asr.train.loop import TrainerConfig
     from asr.train.optim import OptimConfig
 
     c = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
@@ -52,6 +53,10 @@ def settings_from_config(cfg: DictConfig) -> "RecipeSettings":
                                         "acoustic_scales": tuple(task["gmm_decoding"]["acoustic_scales"])}),
         model=model_spec(c["model"]),
         optim=OptimConfig.from_dict(c["optim"]),
+        trainer=TrainerConfig(**c["train"], seed=c["seed"]),
+        recipe_name=c["recipe_name"],
+        mono_weight=task.get("mono_weight", 1.0),
+        prior_floor=task.get("prior_floor", 1e-8),
         seed=c["seed"],
         num_workers=c["num_workers"],
         stop_stage=c["stop_stage"],

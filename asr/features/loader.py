@@ -70,12 +70,15 @@ class FeatureDataset(Dataset):
             resolved by dropping the longer one's last frames (counted in
             ``num_trimmed``); a larger one is an error.
         utts: restrict to these utterances (default: all in the store).
+        strict: a length mismatch beyond ``max_trim`` is an error (else the utterance is
+            left out with one warning naming it, and counted in ``num_mismatched``).
 
-    Utterances without targets are left out and counted in ``num_missing``.
+    Utterances without features or targets are left out with one warning each, naming
+    them, and counted in ``num_missing``; ``skipped`` lists (utt, reason) of every one.
 
     Raises:
         AsrError: both ``alignments`` and ``tokens`` given, a length mismatch beyond
-            ``max_trim`` (naming the utterance), or no utterance left.
+            ``max_trim`` with ``strict`` (naming the utterance), or no utterance left.
     """
 
     def __init__(
@@ -85,6 +88,7 @@ class FeatureDataset(Dataset):
         tokens: Mapping[str, Sequence[int]] | None = None,
         max_trim: int = 2,
         utts: Sequence[str] | None = None,
+        strict: bool = False,
     ) -> None:
         if alignments is not None and tokens is not None:
             raise AsrError("give frame alignments or token targets, not both")
@@ -96,31 +100,45 @@ class FeatureDataset(Dataset):
         self.utts: list[str] = []
         self.num_frames: list[int] = []
         self.num_missing = 0
+        self.num_mismatched = 0
         self.num_trimmed = 0
+        self.skipped: list[tuple[str, str]] = []
         for utt in wanted:
             if utt not in store or (targets is not None and utt not in targets):
                 self.num_missing += 1
+                self._skip(utt, "no features" if utt not in store else "no alignment" if self.alignments is not None
+                           else "no token targets")
                 continue
             frames = store.num_frames[utt]
             if self.alignments is not None:
-                frames = self._checked_length(utt, frames, len(self.alignments[utt]), max_trim)
+                frames = self._checked_length(utt, frames, len(self.alignments[utt]), max_trim, strict)
+                if frames is None:
+                    continue
             self.utts.append(utt)
             self.num_frames.append(frames)
-        if self.num_missing:
-            log.warning("loader: %d utterances left out (no features or no targets)", self.num_missing)
+        if self.skipped:
+            log.warning("loader: %s: %d utterance(s) left out (%d without features or targets, %d with a "
+                        "length mismatch)", store.path, len(self.skipped), self.num_missing, self.num_mismatched)
         if self.num_trimmed:
             log.info("loader: trimmed %d utterances by at most %d frames to match alignments", self.num_trimmed, max_trim)
         if not self.utts:
             raise AsrError(f"{store.path}: no utterance has both features and targets")
 
-    def _checked_length(self, utt: str, frames: int, labels: int, max_trim: int) -> int:
+    def _skip(self, utt: str, reason: str) -> None:
+        self.skipped.append((utt, reason))
+        log.warning("loader: utterance '%s' skipped: %s", utt, reason)
+
+    def _checked_length(self, utt: str, frames: int, labels: int, max_trim: int, strict: bool) -> int | None:
         if frames == labels:
             return frames
         if abs(frames - labels) > max_trim:
-            raise AsrError(
-                f"utterance '{utt}': {frames} feature frames but {labels} alignment labels "
-                f"(features and alignments made with different frame options?)"
-            )
+            why = (f"{frames} feature frames but {labels} alignment labels (features and alignments "
+                   f"made with different frame options?)")
+            if strict:
+                raise AsrError(f"utterance '{utt}': {why}")
+            self.num_mismatched += 1
+            self._skip(utt, why)
+            return None
         self.num_trimmed += 1
         return min(frames, labels)
 

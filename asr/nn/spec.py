@@ -47,6 +47,10 @@ class ModelSpec:
         cell_options: every other key, passed to ``build_rnn`` (``impl``,
             ``nonlinearity``, ``batch_norm``, ``recurrent_dropout``, ``backend``).
             Empty for ``mlp``.
+        front_mlp: widths of feed-forward layers (linear, batch norm, ReLU, dropout) before
+            the recurrent stack; empty: none. Recurrent cells only.
+        head_mlp: widths of feed-forward layers after the recurrent stack, before the output
+            heads; empty: none (pytorch-kaldi's TIMIT recipes: a linear softmax layer only).
 
     Construction validates everything, option values included (by building a tiny
     instance of the cell), and raises AsrError naming the offending key.
@@ -60,6 +64,8 @@ class ModelSpec:
     splice_left: int = 0
     splice_right: int = 0
     cell_options: dict = field(default_factory=dict)
+    front_mlp: list[int] = field(default_factory=list)
+    head_mlp: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.cell not in MODEL_CELLS:
@@ -77,6 +83,14 @@ class ModelSpec:
         if not isinstance(self.cell_options, dict):
             raise AsrError(f"model.cell_options must be a mapping, got {self.cell_options!r}")
         self.cell_options = dict(self.cell_options)
+        for name in ("front_mlp", "head_mlp"):
+            widths = getattr(self, name)
+            if isinstance(widths, (str, bytes)) or not isinstance(widths, (list, tuple)):
+                raise AsrError(f"model.{name} must be a list of layer widths, got {widths!r}")
+            setattr(self, name, [_require_int(f"model.{name}[{i}]", w, 1) for i, w in enumerate(widths)])
+        if self.cell == "mlp" and (self.front_mlp or self.head_mlp):
+            raise AsrError("model.front_mlp/head_mlp are for recurrent cells; an mlp's layers are "
+                           "num_layers x hidden_size")
         if self.cell == "mlp":
             if self.cell_options:
                 raise AsrError(f"unknown option(s) {sorted(self.cell_options)} for cell 'mlp'; "
@@ -141,7 +155,8 @@ class ModelSpec:
         """A plain flat dict (the YAML's shape) with ``from_dict(to_dict()) == self``."""
         out = {"cell": self.cell, "num_layers": self.num_layers, "hidden_size": self.hidden_size,
                "bidirectional": self.bidirectional, "dropout": self.dropout,
-               "splice_left": self.splice_left, "splice_right": self.splice_right}
+               "splice_left": self.splice_left, "splice_right": self.splice_right,
+               "front_mlp": list(self.front_mlp), "head_mlp": list(self.head_mlp)}
         out.update(self.cell_options)
         return out
 

@@ -8,9 +8,10 @@ options are unchanged; see :mod:`asr.recipe.gmm` for ``gmm/``)::
     exp_dir/features_gmm/<set>/    the GMM front end (13 MFCCs) for the GMM-HMM stages
     exp_dir/lang/                  symbol tables, lexicon, phone bigram and word n-gram (asr.graph.lang)
     exp_dir/gmm/...                GMM-HMM stages, dev alignments, graphs, fMLLR features, baselines
+    exp_dir/history.jsonl, checkpoints/, best.pt, tb/   the network (:mod:`asr.recipe.train`)
 
 With ``cache_dir`` set, these folders are links into it (``<stage>-<fingerprint>/``), so runs
-that differ only in the network share them.
+that differ only in the network share them; the network's files are the run's own.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from asr.recipe.data import prepare_data_sets
 from asr.recipe.features import compute_feature_stores, compute_gmm_feature_stores, needs_gmm
 from asr.recipe.gmm import run_gmm_stages
 from asr.recipe.lang import build_lang
+from asr.recipe.train import train_network
 from asr.recipe.settings import STAGES, RecipeSettings
 from asr.stage import stage_cache
 
@@ -44,20 +46,22 @@ def _run(s: RecipeSettings, last: str) -> str:
     sets = prepare_data_sets(s)
     if last == "data":
         return "data"
-    if s.features_kind != "fmllr":
-        compute_feature_stores(s, sets)
+    stores = compute_feature_stores(s, sets) if s.features_kind != "fmllr" else {}
     gmm_stores = compute_gmm_feature_stores(s, sets) if needs_gmm(s) else {}
     if last == "features":
         return "features"
     lang = build_lang(s, sets)
     if needs_gmm(s):
-        run_gmm_stages(s, sets, gmm_stores, lang)
+        gmm = run_gmm_stages(s, sets, gmm_stores, lang)
+        stores.update(gmm.get("fmllr_stores", {}))
     elif s.gmm_decode:
         log.warning("task.gmm_decode: no GMM stages run for task=%s with features=%s; no GMM baselines",
                     s.task, s.features_kind)
     if last == "align":
         return "align"
-    raise AsrError(
-        f"stage '{STAGES[STAGES.index('align') + 1]}' is not built yet; "
-        "run with stop_stage=align (or data, features)"
-    )
+    train_network(s, sets, stores, lang)
+    if last == "train":
+        return "train"
+    log.warning("stage 'decode' is not built yet: the trained model is %s; stopping after training",
+                s.exp_dir / "best.pt")
+    return "train"

@@ -112,6 +112,8 @@ class RecurrentSchema:
     hidden_size: int = MISSING
     bidirectional: bool = MISSING
     dropout: float = MISSING
+    front_mlp: List[int] = MISSING
+    head_mlp: List[int] = MISSING
 
 
 @dataclass
@@ -143,6 +145,7 @@ class OptimSchema:
     weight_decay: float = MISSING
     epochs: int = MISSING
     batch_size: int = MISSING
+    max_frames: Optional[int] = MISSING
     max_grad_norm: float = MISSING
     newbob_factor: float = MISSING
     newbob_threshold: float = MISSING
@@ -208,6 +211,20 @@ class HybridSchema(CtcSchema):
     """``task=hybrid``: targets are the alignments of ``alignment_stage``."""
 
     alignment_stage: str = MISSING
+    mono_weight: float = MISSING
+    prior_floor: float = MISSING
+
+
+@dataclass
+class TrainerSchema:
+    """``train``: fields of ``asr.train.loop.TrainerConfig`` but ``seed`` (the top-level one)."""
+
+    device: str = MISSING
+    amp: str = MISSING
+    resume: bool = MISSING
+    max_bad_steps: int = MISSING
+    progress: bool = MISSING
+    loader_workers: int = MISSING
 
 
 # ---------------------------------------------------------------------------- train.yaml
@@ -228,6 +245,7 @@ class TrainSchema:
     model: Any = MISSING
     task: Any = MISSING
     optim: Any = MISSING
+    train: TrainerSchema = field(default_factory=TrainerSchema)
 
 
 # The schema of each option: configs/<group>/<option>.yaml has ``defaults: [base_<option>, _self_]``.

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from asr.decode.gmm_decode import GmmDecodeConfig
     from asr.hmm.pipeline import GmmPipelineConfig
     from asr.nn.spec import ModelSpec
+    from asr.train.loop import TrainerConfig
     from asr.train.optim import OptimConfig
 
 STAGES = ("data", "features", "align", "train", "decode")
@@ -39,6 +40,10 @@ class RecipeSettings:
         gmm_decoding: GMM decoding options (None: :class:`GmmDecodeConfig`'s defaults).
         model: the acoustic model's spec (used by the training stage).
         optim: optimiser and schedule (used by the training stage).
+        trainer: device, precision, resume and fault options of the loop (None: defaults).
+        recipe_name: recorded in checkpoints and results.
+        mono_weight: hybrid: weight of the monophone head's loss (0: no monophone head).
+        prior_floor: hybrid: smallest pdf prior (pdfs unseen in the alignments get it).
         seed: seed of contamination and of the GMM front end's dither.
         num_workers: worker processes for extraction.
         stop_stage: last stage to run (one of :data:`STAGES`), or None for all.
@@ -61,6 +66,10 @@ class RecipeSettings:
     gmm_decoding: "GmmDecodeConfig | None" = None
     model: "ModelSpec | None" = None
     optim: "OptimConfig | None" = None
+    trainer: "TrainerConfig | None" = None
+    recipe_name: str = "custom"
+    mono_weight: float = 1.0
+    prior_floor: float = 1e-8
     seed: int = 0
     num_workers: int = 2
     stop_stage: str | None = None

@@ -12,7 +12,7 @@ import torch
 from asr.errors import AsrError
 
 OPTIMIZERS = ("rmsprop", "sgd", "adam")
-COMMON_KEYS = ("name", "lr", "epochs", "batch_size", "max_grad_norm", "newbob_factor",
+COMMON_KEYS = ("name", "lr", "epochs", "batch_size", "max_frames", "max_grad_norm", "newbob_factor",
                "newbob_threshold", "weight_decay")
 # The per-optimiser keys each optimiser takes; the others must not appear in its config.
 OPTIMIZER_KEYS = {
@@ -52,7 +52,9 @@ class OptimConfig:
         name: ``rmsprop``, ``sgd`` or ``adam``.
         lr: initial learning rate (> 0).
         epochs: passes over the training set.
-        batch_size: utterances per minibatch.
+        batch_size: utterances per minibatch (per process under torchrun).
+        max_frames: also bound the padded frames (utterances x longest) of a minibatch;
+            None: utterances only. Batches group utterances of similar length.
         max_grad_norm: clip the global gradient norm to this (> 0); None: no clipping.
         newbob_factor: newbob multiplies the lr by this, in (0, 1].
         newbob_threshold: ... when the dev error's relative improvement is below this.
@@ -70,6 +72,7 @@ class OptimConfig:
     lr: float = 0.0004
     epochs: int = 24
     batch_size: int = 8
+    max_frames: int | None = None
     max_grad_norm: float | None = 5.0
     newbob_factor: float = 0.5
     newbob_threshold: float = 0.001
@@ -85,6 +88,8 @@ class OptimConfig:
         self.lr = _number("lr", self.lr, 0.0, low_open=True, high_open=False)
         self.epochs = _integer("epochs", self.epochs, 1)
         self.batch_size = _integer("batch_size", self.batch_size, 1)
+        if self.max_frames is not None:
+            self.max_frames = _integer("max_frames", self.max_frames, 1)
         if self.max_grad_norm is not None:
             self.max_grad_norm = _number("max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
         self.newbob_factor = _number("newbob_factor", self.newbob_factor, 0.0, 1.0,

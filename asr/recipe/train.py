@@ -1,0 +1,134 @@
+"""The training stage: datasets, task and checkpoint description from the earlier stages, then
+:func:`asr.train.loop.run_training` in ``exp_dir`` (history, checkpoints, ``best.pt``, ``tb/``).
+
+Hybrid targets are the alignments of ``task.alignment_stage`` (tri3: ``gmm/tri3/ali.scp`` for
+train, ``gmm/ali_<dev>/ali.scp`` for dev); CTC targets are the phone transcripts
+(``text.phn``) as ids of the lang folder's ``tokens.txt``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from asr.data.kaldi_dir import read_data_dir
+from asr.errors import AsrError
+from asr.features.loader import FeatureDataset
+from asr.features.store import FeatureStore
+from asr.hmm.model import GmmHmm
+from asr.recipe.features import gmm_feature_config
+from asr.recipe.lang import Lang
+from asr.recipe.settings import RecipeSettings
+from asr.stage import read_done
+from asr.train.loop import TrainResult, run_training
+from asr.train.optim import OptimConfig
+from asr.train.tasks import CtcTask, HybridTask, tokens_of
+
+log = logging.getLogger(__name__)
+
+
+def read_token_table(path: Path) -> list[str]:
+    """``tokens.txt`` (``symbol id`` per line, ids 0..N-1) as a list of symbols by id."""
+    pairs = [line.split() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    table = {int(i): sym for sym, i in pairs}
+    if sorted(table) != list(range(len(table))):
+        raise AsrError(f"{path}: token ids are not 0..{len(table) - 1}")
+    return [table[i] for i in range(len(table))]
+
+
+def pdf_phones(model: GmmHmm) -> list[int]:
+    """[num_pdfs] the phone (index into ``model.tm.phones``) that owns each pdf."""
+    owner: dict[int, int] = {}
+    for phone in range(len(model.tm.phones)):
+        for pdf in model.pdf_map.phone_pdfs(model.tm, phone).tolist():
+            if owner.setdefault(int(pdf), phone) != phone:
+                raise AsrError(f"pdf {pdf} is shared by phones {model.tm.phones[owner[pdf]]} and "
+                               f"{model.tm.phones[phone]}; the monophone head needs one phone per pdf")
+    if sorted(owner) != list(range(len(owner))):
+        raise AsrError("the GMM model has pdfs that no phone reaches")
+    return [owner[i] for i in range(len(owner))]
+
+
+def log_priors(counts_path: Path, num_pdfs: int, floor: float) -> torch.Tensor:
+    """[num_pdfs] log prior of each pdf from the training alignments' counts; a pdf seen
+    less than ``floor`` of the time (never, say) gets ``floor``, so it is not -inf."""
+    counts = np.asarray(counts_path.read_text().split(), dtype=np.float64)
+    if len(counts) != num_pdfs:
+        raise AsrError(f"{counts_path}: {len(counts)} counts for {num_pdfs} pdfs")
+    priors = np.maximum(counts / max(counts.sum(), 1.0), floor)
+    unseen = int((counts == 0).sum())
+    if unseen:
+        log.warning("priors: %d of %d pdfs never occur in the training alignments; floored at %g",
+                    unseen, num_pdfs, floor)
+    return torch.from_numpy(np.log(priors / priors.sum())).to(torch.float32)
+
+
+def _features_meta(s: RecipeSettings, store: FeatureStore) -> dict[str, Any]:
+    meta: dict[str, Any] = {"kind": s.features_kind, "options": dataclasses.asdict(store.cfg),
+                            "dim": store.dim, "train_store": str(store.path.resolve())}
+    if s.features_kind == "fmllr":
+        gmm_dir = (s.exp_dir / "gmm").resolve()
+        meta.update(gmm_dir=str(gmm_dir), gmm_stage="tri3", gmm_stage_id=(read_done(gmm_dir / "tri3") or {}).get("id"),
+                    gmm_front_end=dataclasses.asdict(gmm_feature_config(s.seed)))
+    return meta
+
+
+def _hybrid(s: RecipeSettings, stores: Mapping[str, FeatureStore]) -> tuple[HybridTask, FeatureDataset,
+                                                                            FeatureDataset, dict]:
+    gmm_dir = s.exp_dir / "gmm"
+    stage_dir = gmm_dir / s.alignment_stage
+    model = GmmHmm.load(stage_dir / "final.mdl")
+    task = HybridTask(pdf_phones(model), list(model.tm.phones), s.mono_weight)
+    train = FeatureDataset(stores[s.train_set], alignments=stage_dir / "ali.scp")
+    dev = FeatureDataset(stores[s.dev_set], alignments=gmm_dir / f"ali_{s.dev_set}" / "ali.scp")
+    priors = log_priors(stage_dir / "pdf_counts.txt", task.num_pdfs, s.prior_floor)
+    meta = {"priors": priors, "alignments": {"stage": s.alignment_stage, "dir": str(stage_dir.resolve()),
+                                             "id": (read_done(stage_dir) or {}).get("id")}}
+    return task, train, dev, meta
+
+
+def _ctc(s: RecipeSettings, sets: Mapping[str, Path], stores: Mapping[str, FeatureStore],
+         lang: Lang) -> tuple[CtcTask, FeatureDataset, FeatureDataset, dict]:
+    tokens = read_token_table(lang.path / "tokens.txt")
+    ids = {t: i for i, t in enumerate(tokens)}
+    datasets = []
+    for name in (s.train_set, s.dev_set):
+        d = read_data_dir(sets[name])
+        if not d.phones:
+            raise AsrError(f"{sets[name]}: no phone transcripts (text.phn) for CTC targets")
+        targets = tokens_of({u: p.split() for u, p in d.phones.items()}, ids)
+        datasets.append(FeatureDataset(stores[name], tokens=targets))
+    return CtcTask(tokens), datasets[0], datasets[1], {}
+
+
+def train_network(s: RecipeSettings, sets: Mapping[str, Path], stores: Mapping[str, FeatureStore],
+                  lang: Lang) -> TrainResult:
+    """Train (or resume, or reuse when finished) the acoustic model of ``s`` in ``exp_dir``."""
+    if s.model is None:
+        raise AsrError("no model configured (model=...)")
+    for name in (s.train_set, s.dev_set):
+        if name not in stores:
+            raise AsrError(f"no features of set '{name}' for training")
+    if s.task == "hybrid":
+        task, train, dev, extra = _hybrid(s, stores)
+    elif s.task == "ctc":
+        task, train, dev, extra = _ctc(s, sets, stores, lang)
+    else:
+        raise AsrError(f"task.name: '{s.task}' is not hybrid or ctc")
+    store = stores[s.train_set]
+    meta = {"recipe": s.recipe_name, "features": _features_meta(s, store),
+            "tokens": task.describe().get("tokens") or list(task.phones),
+            "lang": {"path": str(lang.path.resolve()), "id": lang.result.id},
+            "train_set": s.train_set, "dev_set": s.dev_set, "optim": (s.optim or OptimConfig()).to_dict(),
+            **extra}
+    result = run_training(s.model, store.dim, task, s.optim or OptimConfig(), train, dev, s.exp_dir, meta,
+                          s.trainer)
+    log.info("training: best epoch %d of %d, dev %s %.2f %% (%s)", result.best, result.epochs,
+             "frame error" if s.task == "hybrid" else "greedy PER", result.best_dev_err, result.best_path)
+    return result
