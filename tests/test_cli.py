@@ -323,7 +323,8 @@ def test_schemas_cover_every_option_and_match_their_consumers() -> None:
 # change the settings or be rejected).
 ALTERNATIVES = {"cmvn": "none", "window_type": "hamming", "impl": "reference", "nonlinearity": "tanh",
                 "alignment_stage": "tri2", "stop_stage": "data", "front_mlp": [64], "head_mlp": [32],
-                "device": "cpu", "amp": "none", "max_frames": 4000}
+                "device": "cpu", "amp": "none", "max_frames": 4000,
+                "targets": "/some/exp"}
 
 
 def _perturbed(key: str, value: Any) -> Any:

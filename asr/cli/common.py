@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from importlib import resources
 from pathlib import Path
@@ -44,6 +45,19 @@ def hydra_app(config_name: str) -> Callable[[F], F]:
 
     register()
     return hydra.main(version_base=None, config_path=CONFIG_DIR, config_name=config_name)
+
+
+class RankFilter(logging.Filter):
+    """Adds ``record.rank``: this process's rank under ``torchrun`` (``RANK``), 0 alone.
+    The log format of ``configs/hydra/job_logging/asr.yaml`` names it with file:line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rank = os.environ.get("RANK", "0")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.rank = self.rank
+        return True
 
 
 def report_user_errors(fn: F) -> F:

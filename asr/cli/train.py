@@ -57,6 +57,7 @@ def settings_from_config(cfg: DictConfig) -> "RecipeSettings":
         recipe_name=c["recipe_name"],
         mono_weight=task.get("mono_weight", 1.0),
         prior_floor=task.get("prior_floor", 1e-8),
+        targets=task.get("targets"),
         seed=c["seed"],
         num_workers=c["num_workers"],
         stop_stage=c["stop_stage"],

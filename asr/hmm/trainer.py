@@ -82,8 +82,14 @@ def equal_alignments(model: GmmHmm, data: TrainingSet) -> AlignResult:
     return AlignResult(out, float("nan"), sum(len(p) for p in out if p is not None), failed)
 
 
-def align_set(model: GmmHmm, data: TrainingSet, batch_size: int = 64, progress: bool = False) -> AlignResult:
+def align_set(model: GmmHmm, data: TrainingSet, batch_size: int = 64, progress: bool = False,
+              scorer: Callable[[int], torch.Tensor] | None = None) -> AlignResult:
     """Viterbi-align every utterance of ``data`` to its transcript with ``model``.
+
+    Args:
+        scorer: ``scorer(i) -> [T_i, num_pdfs]`` log-likelihoods of utterance ``i``'s frames
+            for every pdf, in place of the model's GMMs (a hybrid network's scaled
+            posteriors, for realignment); the transition model and tree are ``model``'s.
 
     Utterances shorter than their chain cannot be aligned: each is named in the log,
     counted in ``failed`` and given a None alignment.
@@ -97,9 +103,12 @@ def align_set(model: GmmHmm, data: TrainingSet, batch_size: int = 64, progress: 
         ems, los, fos = [], [], []
         for i in batch:
             chain = model.chain(data.phone_ids[i])
-            used, where = np.unique(chain.pdfs, return_inverse=True)
-            ll = model.gmm.pdf_log_likelihoods(data.utt_feats(i), torch.from_numpy(used))  # [T, U]
-            ems.append(ll[:, torch.from_numpy(where)])  # [T, S]
+            if scorer is not None:
+                ems.append(scorer(i)[:, torch.from_numpy(chain.pdfs)].float())  # [T, S]
+            else:
+                used, where = np.unique(chain.pdfs, return_inverse=True)
+                ll = model.gmm.pdf_log_likelihoods(data.utt_feats(i), torch.from_numpy(used))  # [T, U]
+                ems.append(ll[:, torch.from_numpy(where)])  # [T, S]
             los.append(torch.from_numpy(log_loop[chain.hmm_states]).float())
             fos.append(torch.from_numpy(log_fwd[chain.hmm_states]).float())
         for i, res in zip(batch, viterbi_batch(ems, los, fos)):

@@ -213,6 +213,7 @@ class HybridSchema(CtcSchema):
     alignment_stage: str = MISSING
     mono_weight: float = MISSING
     prior_floor: float = MISSING
+    targets: Optional[str] = MISSING
 
 
 @dataclass

@@ -44,6 +44,8 @@ class RecipeSettings:
         recipe_name: recorded in checkpoints and results.
         mono_weight: hybrid: weight of the monophone head's loss (0: no monophone head).
         prior_floor: hybrid: smallest pdf prior (pdfs unseen in the alignments get it).
+        targets: hybrid: None (the alignments of ``alignment_stage``) or an earlier hybrid
+            run's exp_dir or checkpoint, whose network realigns train and dev for the targets.
         seed: seed of contamination and of the GMM front end's dither.
         num_workers: worker processes for extraction.
         stop_stage: last stage to run (one of :data:`STAGES`), or None for all.
@@ -70,6 +72,7 @@ class RecipeSettings:
     recipe_name: str = "custom"
     mono_weight: float = 1.0
     prior_floor: float = 1e-8
+    targets: str | None = None
     seed: int = 0
     num_workers: int = 2
     stop_stage: str | None = None

@@ -2,7 +2,8 @@
 :func:`asr.train.loop.run_training` in ``exp_dir`` (history, checkpoints, ``best.pt``, ``tb/``).
 
 Hybrid targets are the alignments of ``task.alignment_stage`` (tri3: ``gmm/tri3/ali.scp`` for
-train, ``gmm/ali_<dev>/ali.scp`` for dev); CTC targets are the phone transcripts
+train, ``gmm/ali_<dev>/ali.scp`` for dev), or with ``task.targets`` the realignments of an
+earlier hybrid network (:mod:`asr.recipe.realign`); CTC targets are the phone transcripts
 (``text.phn``) as ids of the lang folder's ``tokens.txt``.
 """
 
@@ -24,6 +25,7 @@ from asr.features.store import FeatureStore
 from asr.hmm.model import GmmHmm
 from asr.recipe.features import gmm_feature_config
 from asr.recipe.lang import Lang
+from asr.recipe.realign import realign_set, source_checkpoint
 from asr.recipe.settings import RecipeSettings
 from asr.stage import read_done
 from asr.train.loop import TrainResult, run_training
@@ -79,17 +81,24 @@ def _features_meta(s: RecipeSettings, store: FeatureStore) -> dict[str, Any]:
     return meta
 
 
-def _hybrid(s: RecipeSettings, stores: Mapping[str, FeatureStore]) -> tuple[HybridTask, FeatureDataset,
-                                                                            FeatureDataset, dict]:
+def _hybrid(s: RecipeSettings, sets: Mapping[str, Path], stores: Mapping[str, FeatureStore]
+            ) -> tuple[HybridTask, FeatureDataset, FeatureDataset, dict]:
     gmm_dir = s.exp_dir / "gmm"
     stage_dir = gmm_dir / s.alignment_stage
     model = GmmHmm.load(stage_dir / "final.mdl")
     task = HybridTask(pdf_phones(model), list(model.tm.phones), s.mono_weight)
-    train = FeatureDataset(stores[s.train_set], alignments=stage_dir / "ali.scp")
-    dev = FeatureDataset(stores[s.dev_set], alignments=gmm_dir / f"ali_{s.dev_set}" / "ali.scp")
-    priors = log_priors(stage_dir / "pdf_counts.txt", task.num_pdfs, s.prior_floor)
+    ali = {s.train_set: stage_dir, s.dev_set: gmm_dir / f"ali_{s.dev_set}"}
+    targets: dict[str, Any] = {"targets": s.alignment_stage}
+    if s.targets is not None:  # realignments by an earlier hybrid network (same GMM stage's tree)
+        source = source_checkpoint(s.targets)
+        ali = {n: realign_set(s, n, sets[n], stores[n], source).path for n in (s.train_set, s.dev_set)}
+        targets = {"targets": "realign", "source": str(source.resolve())}
+    train = FeatureDataset(stores[s.train_set], alignments=ali[s.train_set] / "ali.scp")
+    dev = FeatureDataset(stores[s.dev_set], alignments=ali[s.dev_set] / "ali.scp")
+    priors = log_priors(ali[s.train_set] / "pdf_counts.txt", task.num_pdfs, s.prior_floor)
     meta = {"priors": priors, "alignments": {"stage": s.alignment_stage, "dir": str(stage_dir.resolve()),
-                                             "id": (read_done(stage_dir) or {}).get("id")}}
+                                             "id": (read_done(stage_dir) or {}).get("id"),
+                                             "train": str(ali[s.train_set].resolve()), **targets}}
     return task, train, dev, meta
 
 
@@ -116,7 +125,7 @@ def train_network(s: RecipeSettings, sets: Mapping[str, Path], stores: Mapping[s
         if name not in stores:
             raise AsrError(f"no features of set '{name}' for training")
     if s.task == "hybrid":
-        task, train, dev, extra = _hybrid(s, stores)
+        task, train, dev, extra = _hybrid(s, sets, stores)
     elif s.task == "ctc":
         task, train, dev, extra = _ctc(s, sets, stores, lang)
     else:
