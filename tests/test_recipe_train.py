@@ -47,6 +47,32 @@ def test_ctc_recipe_trains_from_the_cli(mini_timit_root: Path, tmp_path: Path) -
 
 
 @pytest.mark.slow
+def test_two_processes_under_torchrun_train_the_recipe_and_one_continues(mini_timit_root: Path, tmp_path: Path) -> None:
+    exp = tmp_path / "exp"
+    args = ["recipe=timit_ligru_ctc", f"data.root={mini_timit_root}", f"exp_dir={exp}", "stop_stage=train",
+            "model.num_layers=1", "model.hidden_size=16", "optim.lr=0.002", "train.progress=false",
+            "num_workers=1", "train.device=cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29541",
+           "-m", "asr.cli.train", *args, "optim.epochs=2"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    lines = [json.loads(x) for x in (exp / "history.jsonl").read_text().splitlines()]
+    assert [(x["epoch"], x["world_size"]) for x in lines] == [(1, 2), (2, 2)]  # one history, by rank 0
+    log = (exp / "train.log").read_text()
+    assert "[rank 1]" in log and "[rank 0]" in log
+    state = torch.load(exp / "checkpoints" / "epoch_002.pt", weights_only=True)
+    assert state["world_size"] == 2 and not any(k.startswith("module.") for k in state["model"])
+    # One process loads the two-process checkpoint and continues.
+    r = subprocess.run([str(BIN / "asr-train"), *args, "optim.epochs=3"], capture_output=True, text=True,
+                       timeout=600, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "written by 2 process(es)" in r.stdout + r.stderr
+    lines = [json.loads(x) for x in (exp / "history.jsonl").read_text().splitlines()]
+    assert [x["world_size"] for x in lines] == [2, 2, 1]
+
+
+@pytest.mark.slow
 def test_hybrid_recipe_trains_on_tri3_alignments_and_fmllr(mini_timit_root: Path, tmp_path: Path) -> None:
     from test_hmm_pipeline import _small_config  # the tiny corpus' GMM sizes
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 
+import torch
+
 from asr.errors import AsrError
 from asr.recipe.data import prepare_data_sets
 from asr.recipe.features import compute_feature_stores, compute_gmm_feature_stores, needs_gmm
@@ -26,6 +28,7 @@ from asr.recipe.lang import build_lang
 from asr.recipe.train import train_network
 from asr.recipe.settings import STAGES, RecipeSettings
 from asr.stage import stage_cache
+from asr.train.distributed import rank_zero_first
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +46,30 @@ def run_recipe(s: RecipeSettings) -> str:
 
 
 def _run(s: RecipeSettings, last: str) -> str:
+    # Under torchrun, rank 0 builds the stages before training and the others then reuse them.
+    on_gpu = (s.trainer is None or s.trainer.device != "cpu") and torch.cuda.is_available()
+    with rank_zero_first(device_type="cuda" if on_gpu else "cpu"):
+        done, sets, stores, lang = _before_training(s, last)
+    if done is not None:
+        return done
+    train_network(s, sets, stores, lang)
+    if last == "train":
+        return "train"
+    log.warning("stage 'decode' is not built yet: the trained model is %s; stopping after training",
+                s.exp_dir / "best.pt")
+    return "train"
+
+
+def _before_training(s: RecipeSettings, last: str):
+    """The stages up to alignments: (the last one run if that is where to stop, else None, sets,
+    network feature stores, lang)."""
     sets = prepare_data_sets(s)
     if last == "data":
-        return "data"
+        return "data", sets, {}, None
     stores = compute_feature_stores(s, sets) if s.features_kind != "fmllr" else {}
     gmm_stores = compute_gmm_feature_stores(s, sets) if needs_gmm(s) else {}
     if last == "features":
-        return "features"
+        return "features", sets, stores, None
     lang = build_lang(s, sets)
     if needs_gmm(s):
         gmm = run_gmm_stages(s, sets, gmm_stores, lang)
@@ -58,10 +78,5 @@ def _run(s: RecipeSettings, last: str) -> str:
         log.warning("task.gmm_decode: no GMM stages run for task=%s with features=%s; no GMM baselines",
                     s.task, s.features_kind)
     if last == "align":
-        return "align"
-    train_network(s, sets, stores, lang)
-    if last == "train":
-        return "train"
-    log.warning("stage 'decode' is not built yet: the trained model is %s; stopping after training",
-                s.exp_dir / "best.pt")
-    return "train"
+        return "align", sets, stores, lang
+    return None, sets, stores, lang

@@ -7,6 +7,8 @@ in one process. gloo serves CPUs, NCCL GPUs.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import logging
 import os
 from dataclasses import dataclass
@@ -36,8 +38,12 @@ class DistEnv:
         return self.world > 1
 
 
+# Collectives wait this long: rank 0 alone runs the stages before training (hours on a big corpus).
+TIMEOUT = datetime.timedelta(hours=24)
+
+
 def init_distributed(device_type: str) -> DistEnv:
-    """Join the process group that ``torchrun`` describes in the environment (if any)."""
+    """Join the process group that ``torchrun`` describes in the environment (if any; once)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistEnv()
@@ -46,9 +52,21 @@ def init_distributed(device_type: str) -> DistEnv:
         backend = "nccl" if device_type == "cuda" else "gloo"
         if device_type == "cuda":
             torch.cuda.set_device(env.local_rank)
-        dist.init_process_group(backend=backend)
+        dist.init_process_group(backend=backend, timeout=TIMEOUT)
     log.info("rank %d of %d (local rank %d), backend %s", env.rank, env.world, env.local_rank, dist.get_backend())
     return env
+
+
+@contextlib.contextmanager
+def rank_zero_first(device_type: str) -> Iterator[DistEnv]:
+    """Rank 0 runs the block first, the other ranks after it (then typically reusing what it
+    wrote: the earlier stages of a recipe must not be built by several processes at once)."""
+    env = init_distributed(device_type)
+    if not env.is_main:
+        barrier(env)
+    yield env
+    if env.is_main:
+        barrier(env)
 
 
 def shutdown_distributed() -> None:
