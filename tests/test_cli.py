@@ -186,7 +186,7 @@ def test_native_library_output_goes_to_the_log_file_only(tmp_path: Path) -> None
     console = res.stdout + res.stderr
     assert "asr-line" in console and "native-line" not in console
     log = (exp / "probe.log").read_text()
-    assert "[asr][INFO] - asr-line" in log and "[asr.native][INFO] - native-line" in log
+    assert "[asr probe.py:8][INFO] - asr-line" in log and "[asr.native probe.py:7][INFO] - native-line" in log
 
 
 def test_kaldilm_lines_of_a_real_run_reach_the_log_file_not_the_terminal(mini_timit_root: Path,
@@ -201,7 +201,7 @@ def test_kaldilm_lines_of_a_real_run_reach_the_log_file_not_the_terminal(mini_ti
     assert "lang: built" in console
     assert "Reading \\data\\ section" not in console and "[I]" not in console, console
     log = (exp / "train.log").read_text()
-    assert "[asr.native]" in log and "Reading \\data\\ section" in log
+    assert "[asr.native " in log and "Reading \\data\\ section" in log
     assert (exp / "lang" / "G_words.fst").is_file() and (exp / "lang" / "tokens.txt").is_file()
 
 

@@ -129,11 +129,14 @@ class CtcTask:
         logits = outputs["ctc"].float()
         log_probs = logits.log_softmax(-1).transpose(0, 1)  # [T, B, C]
         lengths = batch.lengths.to(logits.device)
-        per_utt = F.ctc_loss(log_probs, batch.targets, lengths, batch.target_lengths.to(logits.device),
-                             blank=0, reduction="none", zero_infinity=False)
-        possible = torch.isfinite(per_utt)
+        target_lengths = batch.target_lengths.to(logits.device)
+        # zero_infinity: an impossible utterance's loss is inf and its gradient NaN, which
+        # indexing it away would not stop; which ones are impossible is counted from lengths.
+        per_utt = F.ctc_loss(log_probs, batch.targets, lengths, target_lengths, blank=0, reduction="none",
+                             zero_infinity=True)
+        possible = lengths.cpu() >= ctc_min_frames(batch.targets, batch.target_lengths)
         frames = int(lengths.sum())
-        total = per_utt[possible].sum() if bool(possible.any()) else log_probs.sum() * 0.0
+        total = per_utt.sum()
         stats = {"frames": float(frames), "utts": float(len(batch.utts)), "loss": float(total.detach()),
                  "impossible": float((~possible).sum())}
         if score:
@@ -165,6 +168,15 @@ class CtcTask:
 
     def describe(self) -> dict:
         return {"name": self.name, "tokens": list(self.tokens), "score_39": self.score_39}
+
+
+def ctc_min_frames(targets: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
+    """[B] fewest frames a CTC path needs: one per token, plus a blank between repeated tokens."""
+    out = []
+    for b, n in enumerate(target_lengths.tolist()):
+        t = targets[b, :n]
+        out.append(n + int((t[1:] == t[:-1]).sum()) if n > 1 else n)
+    return torch.tensor(out, dtype=torch.int64)
 
 
 def task_from_description(d: Mapping) -> HybridTask | CtcTask:
