@@ -137,7 +137,7 @@ def test_a_checkpoint_is_never_seen_half_written(synthetic: Path, tmp_path: Path
     assert sorted(ckpt.list_epoch_checkpoints(tmp_path / "exp")) == [1, 2, 3]
 
 
-def _nan_store_sets(synthetic: Path, tmp_path: Path, bad: int):
+def _nan_store_sets(synthetic: Path, tmp_path: Path, bad: int, first: int = 8):
     """The synthetic datasets with the features of ``bad`` training utterances near float32's
     largest value: finite (the store accepts them), but the network's sums overflow."""
     data = tmp_path / "nan_data"
@@ -146,7 +146,7 @@ def _nan_store_sets(synthetic: Path, tmp_path: Path, bad: int):
 
     mats = dict(kaldiio.load_scp(str(data / "feats.scp")))
     mats = {u: np.array(m) for u, m in mats.items()}
-    for utt in sorted(mats)[8:8 + bad]:
+    for utt in sorted(mats)[first:first + bad]:  # from 8 on: training utterances; below: dev
         mats[utt][:] = 3e38
     kaldiio.save_ark(str(data / "feats.ark"), mats, scp=str(data / "feats.scp"))
     return train_job.datasets(data, tmp_path / "nan_store")
@@ -160,6 +160,17 @@ def test_non_finite_loss_is_skipped_and_counted(synthetic: Path, tmp_path: Path)
     assert [x["bad_steps"] for x in lines] == [1, 1] and r.epochs == 2
     state = torch.load(tmp_path / "exp" / "best.pt", weights_only=True)
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_a_dev_utterance_with_non_finite_output_is_named_and_counted(synthetic: Path, tmp_path: Path) -> None:
+    store, train, dev = _nan_store_sets(synthetic, tmp_path, bad=1, first=0)
+    run_training(SPEC, store.dim, HybridTask([0, 1, 1], ["a", "b"]), OptimConfig(lr=0.004, epochs=1, batch_size=6),
+                 train, dev, tmp_path / "exp", {}, TrainerConfig(progress=False))
+    line = json.loads((tmp_path / "exp" / "history.jsonl").read_text())
+    assert line["dev_nonfinite_utts"] == 1 and np.isfinite(line["dev_loss"]) and line["bad_steps"] == 0
+    # Its frames count as errors: the error rate is at least their share of the dev frames.
+    frames = dict(zip(dev.utts, dev.num_frames))
+    assert line["dev_err"] >= 100.0 * frames[dev.utts[0]] / sum(dev.num_frames) - 1e-9
 
 
 def test_non_finite_steps_in_a_row_stop_training(synthetic: Path, tmp_path: Path) -> None:

@@ -52,6 +52,17 @@ class Batch:
         move = lambda t: None if t is None else t.to(device, non_blocking=non_blocking)  # noqa: E731
         return Batch(self.utts, move(self.feats), move(self.lengths), move(self.targets), move(self.target_lengths))
 
+    def select(self, index: int) -> "Batch":
+        """Utterance ``index`` alone, as a batch of one (padding cut off)."""
+        n = int(self.lengths[index])
+        targets = self.targets
+        if targets is not None:
+            width = n if self.target_lengths is None else int(self.target_lengths[index])
+            targets = targets[index: index + 1, :width]
+        tl = None if self.target_lengths is None else self.target_lengths[index: index + 1]
+        return Batch([self.utts[index]], self.feats[index: index + 1, :n], self.lengths[index: index + 1],
+                     targets, tl)
+
     def pin_memory(self) -> "Batch":
         """Pinned copy (``DataLoader(pin_memory=True)`` calls this)."""
         pin = lambda t: None if t is None else t.pin_memory()  # noqa: E731

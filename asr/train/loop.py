@@ -301,9 +301,27 @@ class _Trainer:
         for batch in self._bar(self.dev_loader, f"epoch {epoch} dev"):
             batch = batch.to(self.device, non_blocking=True)
             res = compute_loss(self.model, self.task, batch, self.amp(), score=True)
-            for k, v in res.stats.items():
-                totals[k] += v
+            parts = [res] if math.isfinite(res.stats["loss"]) else self._alone(batch, epoch)
+            for part in parts:
+                for k, v in part.stats.items():
+                    totals[k] += v
+        totals.setdefault("nonfinite", 0.0)
         return all_sum(dict(totals), self.env, self.device)
+
+    def _alone(self, batch, epoch: int) -> list[StepResult]:
+        """A dev batch with a non-finite loss, utterance by utterance: an utterance whose
+        output is not finite is named, adds no loss and counts as all errors."""
+        out = []
+        for b in range(len(batch.utts)):
+            one = batch.select(b)
+            res = compute_loss(self.model, self.task, one, self.amp(), score=True)
+            if not math.isfinite(res.stats["loss"]):
+                log.warning("epoch %d: dev utterance '%s' gives a non-finite loss; counted as all errors",
+                            epoch, one.utts[0])
+                res.stats.update(loss=0.0, errors=res.stats["err_total"], nonfinite=1.0)
+                res.stats.pop("loss_mono", None)
+            out.append(res)
+        return out
 
     def _bar(self, loader: Iterable, desc: str) -> Iterable:
         if not (self.cfg.progress and self.env.is_main):
@@ -327,6 +345,7 @@ class _Trainer:
             line["dev_loss_mono"] = dev.get("loss_mono", math.nan) / max(dev.get("frames", 0.0), 1.0)
         if "impossible" in train:
             line["impossible_utts"] = int(train["impossible"])
+        line["dev_nonfinite_utts"] = int(dev.get("nonfinite", 0))
         line.update({
             "train_batches": int(train.get("batches", 0)), "bad_steps": int(train.get("bad_steps", 0)),
             "skipped_utts": len(self.train_set.skipped), "dev_skipped_utts": len(self.dev_set.skipped),
