@@ -25,6 +25,7 @@ nothing upstream.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -156,6 +157,26 @@ def run_stage(out_dir: str | os.PathLike, key: Mapping[str, Any], build: Callabl
     fp = stage_fingerprint(key, version, ids)
     cache = _CACHE.get() if cacheable else None
     home = cache / f"{name.replace('/', '+')}-{fp}" if cache is not None else out
+    home.parent.mkdir(parents=True, exist_ok=True)
+    # One process at a time per stage folder: two runs sharing a stage (a cache_dir, one
+    # exp_dir) wait for each other, and the second then reuses what the first built.
+    with _locked(home.parent / f".{home.name}.lock"):
+        return _run_locked(out, home, name, fp, ids, key, build, version, check)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path, "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _run_locked(out: Path, home: Path, name: str, fp: str, ids: dict[str, str], key: Mapping[str, Any],
+                build: Callable[[Path], Mapping | None], version: int,
+                check: Callable[[Path], bool] | None) -> StageResult:
     for place in dict.fromkeys([out, home]):
         done = read_done(place)
         if done is not None and done.get("fingerprint") == fp and (check is None or check(place)):
@@ -164,8 +185,8 @@ def run_stage(out_dir: str | os.PathLike, key: Mapping[str, Any], build: Callabl
             log.info("%s: %s is up to date, reusing it", name, out)
             return StageResult(out, done["id"], done.get("summary") or {}, True)
     start = time.perf_counter()
-    home.parent.mkdir(parents=True, exist_ok=True)
-    # Leftovers of an earlier run killed while building or replacing this stage.
+    # Leftovers of an earlier run killed while building or replacing this stage (no live
+    # process builds it: we hold its lock).
     for stale in [*home.parent.glob(f".{home.name}.tmp-*"), *home.parent.glob(f".{home.name}.old-*")]:
         _remove(stale)
     tmp = home.parent / f".{home.name}.tmp-{os.getpid()}"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -44,7 +47,7 @@ def test_scp_entries_name_the_final_folder_and_no_temp_is_left(tmp_path: Path) -
     run_stage(tmp_path / "s", {}, _writer([]))
     assert (tmp_path / "s" / "feats.scp").read_text() == (
         f"u1 {tmp_path / 's' / 'feats.ark'}:5\nu2 /elsewhere/feats.ark:9\n")
-    assert [p.name for p in tmp_path.iterdir()] == ["s"]
+    assert _names(tmp_path) == ["s"]
 
 
 def test_a_failed_build_keeps_the_old_stage_and_cleans_up(tmp_path: Path) -> None:
@@ -58,12 +61,41 @@ def test_a_failed_build_keeps_the_old_stage_and_cleans_up(tmp_path: Path) -> Non
         run_stage(tmp_path / "s", {"k": 2}, broken)
     assert (tmp_path / "s" / "out.txt").read_text() == "old"
     assert json.loads((tmp_path / "s" / DONE).read_text())["key"] == {"k": 1}
-    assert [p.name for p in tmp_path.iterdir()] == ["s"]
+    assert _names(tmp_path) == ["s"]
     # Leftovers of a run killed mid-build are removed by the next build of that stage.
     (tmp_path / ".s.tmp-99999").mkdir()
     (tmp_path / ".s.old-99999").mkdir()
     run_stage(tmp_path / "s", {"k": 3}, _writer([]))
-    assert [p.name for p in tmp_path.iterdir()] == ["s"]
+    assert _names(tmp_path) == ["s"]
+
+
+def _names(folder: Path) -> list[str]:
+    """The folder's entries but the stages' lock files (``.<stage>.lock``, kept on purpose)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock"))
+
+
+def _build_slowly(out: str, marks: str) -> None:
+    def build(tmp: Path) -> dict:
+        with open(marks, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        time.sleep(1.0)
+        (tmp / "out.txt").write_text("x")
+        return {}
+
+    run_stage(out, {"k": 1}, build)
+
+
+def test_two_processes_building_one_stage_wait_for_each_other(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_build_slowly, args=(str(tmp_path / "s"), str(tmp_path / "marks")))
+             for _ in range(2)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+    assert [proc.exitcode for proc in procs] == [0, 0]
+    assert len((tmp_path / "marks").read_text().split()) == 1  # built once; the other reused it
+    assert (tmp_path / "s" / "out.txt").read_text() == "x"
 
 
 def test_unfinished_input_is_an_error_naming_it(tmp_path: Path) -> None:
@@ -82,7 +114,7 @@ def test_cached_stages_are_shared_through_links_and_checked(tmp_path: Path) -> N
         b = run_stage(tmp_path / "b" / "s", {"k": 1}, _writer(calls), name="grp/s")
         private = run_stage(tmp_path / "b" / "p", {"k": 1}, _writer(calls), cacheable=False)
     assert len(calls) == 2 and b.reused and a.id == b.id and not private.reused
-    homes = [p.name for p in cache.iterdir()]
+    homes = _names(cache)
     assert len(homes) == 1 and homes[0].startswith("grp+s-")
     for exp in ("a", "b"):
         link = tmp_path / exp / "s"
