@@ -166,12 +166,34 @@ def run_stage(out_dir: str | os.PathLike, key: Mapping[str, Any], build: Callabl
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created for it, removed after). A process that
+    waited on the removed file goes on once it is released: by then the stage is built, so
+    it reuses it; should that build have failed, two waiters may both build, and each
+    leaves the other's temp folder alone (:func:`_stale`)."""
     with open(path, "a") as f:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX)
         try:
             yield
         finally:
+            path.unlink(missing_ok=True)
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _stale(folder: Path) -> bool:
+    """A ``.<stage>.tmp-<pid>`` / ``.old-<pid>`` folder whose process is gone."""
+    try:
+        pid = int(folder.name.rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        return True
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _run_locked(out: Path, home: Path, name: str, fp: str, ids: dict[str, str], key: Mapping[str, Any],
@@ -187,8 +209,9 @@ def _run_locked(out: Path, home: Path, name: str, fp: str, ids: dict[str, str], 
     start = time.perf_counter()
     # Leftovers of an earlier run killed while building or replacing this stage (no live
     # process builds it: we hold its lock).
-    for stale in [*home.parent.glob(f".{home.name}.tmp-*"), *home.parent.glob(f".{home.name}.old-*")]:
-        _remove(stale)
+    for leftover in [*home.parent.glob(f".{home.name}.tmp-*"), *home.parent.glob(f".{home.name}.old-*")]:
+        if _stale(leftover):
+            _remove(leftover)
     tmp = home.parent / f".{home.name}.tmp-{os.getpid()}"
     tmp.mkdir()
     try:
