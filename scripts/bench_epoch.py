@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
+from bench_cells import status_bytes  # scripts/ is on sys.path when a script runs
 from asr.features.loader import IGNORE_INDEX, Batch, BucketBatchSampler, collate
 from asr.nn import ligru_cpp
 from asr.nn.ligru_fused import select_backend
@@ -237,15 +238,6 @@ def memory_batch(batch_size: int, frames: int, feat_dim: int, num_classes: int) 
 
 
 # ---------------------------------------------------------------------------- memory
-
-
-def status_bytes(field: str) -> int:
-    """A memory field of /proc/self/status (kB there), in bytes."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def measure_memory(args: argparse.Namespace, optim: OptimConfig, device: torch.device) -> dict:

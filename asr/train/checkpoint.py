@@ -9,6 +9,7 @@ sampler's epoch and the RNG states.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -98,8 +99,10 @@ def git_commit() -> str | None:
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+@functools.lru_cache(maxsize=1)
 def versions() -> dict[str, str | None]:
-    """Library versions and the git commit, as a checkpoint records them."""
+    """Library versions and the git commit, as a checkpoint records them (looked up once per
+    process, not at every checkpoint; callers get a copy to keep)."""
     import torchaudio
 
     # str(): torch's version is a str subclass that weights_only loading refuses.

@@ -162,7 +162,7 @@ class _Trainer:
         return {
             **self.meta, "format": ckpt.CHECKPOINT_FORMAT, **self.model.describe(),
             "model": self.model.state_dict(), "task": self.task.describe(), "epoch": epoch,
-            "dev_err": dev_err, "params": self.params, "versions": ckpt.versions(),
+            "dev_err": dev_err, "params": self.params, "versions": dict(ckpt.versions()),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.newbob.state_dict(),
             "sampler": {"seed": self.cfg.seed, "epoch": epoch}, "rng": ckpt.rng_state(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
@@ -237,7 +237,7 @@ class _Trainer:
         totals: dict[str, float] = defaultdict(float)
         in_row = 0
         params = [p for p in self.model.parameters() if p.requires_grad]
-        buffers = [b for b in self.model.buffers() if b.is_floating_point() or b.dtype == torch.int64]
+        buffers = list(self.model.buffers())
         max_norm = self.optim_cfg.max_grad_norm or math.inf
         bar = self._bar(self.train_loader, f"epoch {epoch} train")
         t0 = time.perf_counter()
@@ -257,8 +257,9 @@ class _Trainer:
             if self.scaler is not None:
                 self.scaler.unscale_(self.optimizer)
             norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-            finite = torch.isfinite(res.loss.detach()) & (torch.isfinite(norm) if self.scaler is None
-                                                          else torch.ones((), dtype=torch.bool, device=norm.device))
+            finite = torch.isfinite(res.loss.detach())
+            if self.scaler is None:  # with fp16 the scaler itself skips steps whose gradients overflow
+                finite &= torch.isfinite(norm)
             if self.env.active:  # every rank takes the same decision
                 flag = finite.to(torch.float32)
                 torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
