@@ -98,6 +98,7 @@ def _path_cost(graph, ilabels: list[int], olabels: list[int]) -> float:
     import kaldifst
 
     fst = kaldifst.compose(kaldifst.make_linear_acceptor(ilabels), graph)
+    kaldifst.arcsort(fst, sort_type="olabel")  # compose looks labels up on the left side's output
     fst = kaldifst.compose(fst, kaldifst.make_linear_acceptor(olabels))
     best = kaldifst.shortest_path(fst)
     if best.num_states == 0:

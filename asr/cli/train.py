@@ -12,6 +12,7 @@ from asr.cli.common import hydra_app, report_user_errors
 from asr.errors import AsrError
 
 if TYPE_CHECKING:
+    from asr.decode.nn_decode import NetworkDecodeConfig
     from asr.features.config import FeatureConfig
     from asr.nn.spec import ModelSpec
     from asr.recipe.settings import RecipeSettings
@@ -34,6 +35,11 @@ def settings_from_config(cfg: DictConfig) -> "RecipeSettings":
 
     c = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     data, feats, task = c["data"], c["features"], c["task"]
+    # Absolute paths, so that the copy recorded in checkpoints finds the run from anywhere.
+    c["exp_dir"] = str(Path(c["exp_dir"]).absolute())
+    data["root"], data["data_dir"] = str(Path(data["root"]).absolute()), str(Path(data["data_dir"]).absolute())
+    if c["cache_dir"] is not None:
+        c["cache_dir"] = str(Path(c["cache_dir"]).absolute())
     if data["name"] != "timit":
         raise AsrError(f"data.name: '{data['name']}' is not a TIMIT-layout corpus (the only kind there is)")
     return RecipeSettings(
@@ -62,7 +68,16 @@ def settings_from_config(cfg: DictConfig) -> "RecipeSettings":
         num_workers=c["num_workers"],
         stop_stage=c["stop_stage"],
         cache_dir=Path(c["cache_dir"]) if c["cache_dir"] is not None else None,
+        decoding=decode_config(c.get("decode", {})),
+        config=c,
     )
+
+
+def decode_config(d: dict) -> "NetworkDecodeConfig":
+    """The ``decode`` block as a :class:`NetworkDecodeConfig` (lists become tuples)."""
+    from asr.decode.nn_decode import NetworkDecodeConfig
+
+    return NetworkDecodeConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 def model_spec(model: dict) -> "ModelSpec":

@@ -193,15 +193,18 @@ def write_table(path: Path, table: dict[str, object]) -> None:
             f.write(f"{key} {table[key]}\n")
 
 
-def load_audio(path: str | os.PathLike, start: float = 0.0, end: float | None = None) -> tuple[np.ndarray, int]:
+def load_audio(path: str | os.PathLike, start: float = 0.0, end: float | None = None,
+               mix: bool = False) -> tuple[np.ndarray, int]:
     """Read mono audio as float32 in [-1, 1] (any format soundfile reads, NIST SPHERE included).
 
     Args:
         path: audio file.
         start, end: optional region in seconds.
+        mix: multi-channel audio is averaged to mono (else channel 0 is kept, as Kaldi's
+            ``wav.scp`` readers do).
 
     Returns:
-        (samples [T] float32, sample_rate in Hz). Multi-channel audio keeps channel 0.
+        (samples [T] float32, sample_rate in Hz).
 
     Raises:
         AsrError: unreadable, truncated or empty file, naming it.
@@ -216,7 +219,7 @@ def load_audio(path: str | os.PathLike, start: float = 0.0, end: float | None = 
         raise AsrError(f"{path}: cannot read audio ({e})") from None
     if x.shape[0] == 0:
         raise AsrError(f"{path}: audio is empty")
-    return np.ascontiguousarray(x[:, 0]), sr
+    return np.ascontiguousarray(x.mean(axis=1) if mix else x[:, 0], dtype=np.float32), sr
 
 
 def load_utterance(d: DataDir, utt: str) -> tuple[np.ndarray, int]:

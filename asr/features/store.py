@@ -125,12 +125,21 @@ class FeatureStore:
         Returns:
             [frames, dim] float32 (splicing returns a read-only strided view).
         """
-        feats = self.raw(utt)
-        if self.cfg.cmvn != "none":
-            stats = self._cmvn[self.utt2spk[utt]]
-            feats = apply_cmvn(feats, stats, norm_vars=self.cfg.cmvn == "speaker_meanvar")
-        feats = add_deltas(feats, order=self.cfg.deltas)
-        return splice_frames(feats, self.cfg.splice_left, self.cfg.splice_right)
+        stats = self._cmvn[self.utt2spk[utt]] if self.cfg.cmvn != "none" else None
+        return transform_features(self.raw(utt), self.cfg, stats)
+
+
+def transform_features(raw: np.ndarray, cfg: FeatureConfig, stats: np.ndarray | None) -> np.ndarray:
+    """CMVN (with the speaker's stats), deltas and splicing of ``cfg`` applied to [frames, raw_dim]
+    frames; returns [frames, dim] float32 (splicing returns a read-only strided view).
+
+    ``stats`` ([2, raw_dim + 1] Kaldi CMVN stats) are needed unless ``cfg.cmvn`` is ``none``.
+    """
+    feats = raw
+    if cfg.cmvn != "none":
+        feats = apply_cmvn(feats, stats, norm_vars=cfg.cmvn == "speaker_meanvar")
+    feats = add_deltas(feats, order=cfg.deltas)
+    return splice_frames(feats, cfg.splice_left, cfg.splice_right)
 
 
 def compute_feature_store(

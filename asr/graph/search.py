@@ -34,12 +34,16 @@ class SearchOptions:
             that, scales above ~0.2 lose the final state (search errors).
         max_active: most tokens kept per frame.
         min_active: fewest tokens kept per frame.
+        scale_beam: widen the beam with the acoustic scale as above (GMM likelihoods);
+            False: ``beam`` is in cost units whatever the scale (networks, whose peaky
+            posteriors keep the right path close to the best at any scale).
     """
 
     acoustic_scale: float = 0.1
     beam: float = 13.0
     max_active: int = 7000
     min_active: int = 20
+    scale_beam: bool = True
 
 
 @dataclass
@@ -71,7 +75,7 @@ def best_path(loglikes: np.ndarray, graph, opts: SearchOptions) -> BestPath | No
     import kaldi_decoder
     import kaldifst
 
-    beam = opts.beam * max(1.0, opts.acoustic_scale / 0.1)
+    beam = opts.beam * max(1.0, opts.acoustic_scale / 0.1) if opts.scale_beam else opts.beam
     dopts = kaldi_decoder.FasterDecoderOptions(beam=beam, max_active=opts.max_active,
                                                min_active=opts.min_active)
     decoder = kaldi_decoder.FasterDecoder(graph, dopts)

@@ -11,6 +11,25 @@ with ``xi = [x; 1]`` and, per output dimension i,
 Q is maximised one row ``w_i`` at a time in closed form (row i's cofactors fix det A
 as a linear function of ``w_i``, leaving a quadratic in one scalar); each row update
 cannot decrease Q.
+
+Smaller transforms for speakers with few frames (Kaldi's ``--fmllr-update-type``):
+
+* ``diag``: ``W = [diag(a) b]``. Then ``log|det A| = sum_i log a_i`` and row i only has
+  entries ``a_i`` (column i) and ``b_i`` (column D), so Q splits into one term per dimension,
+
+      q_i(a, b) = beta log a + a k_ii + b k_iD - 0.5 (a^2 G_i[i,i] + 2 a b G_i[i,D] + b^2 G_i[D,D]).
+
+  ``dq/db = 0`` gives ``b = (k_iD - a G_i[i,D]) / G_i[D,D]``; substituting it leaves
+  ``beta log a + c a - 0.5 s a^2`` (+ const) with ``c = k_ii - k_iD G_i[i,D] / G_i[D,D]``
+  and the Schur complement ``s = G_i[i,i] - G_i[i,D]^2 / G_i[D,D]`` (> 0 unless
+  feature i is constant). Its stationary points solve ``s a^2 - c a - beta = 0``; the
+  positive root ``a = (c + sqrt(c^2 + 4 s beta)) / (2 s)`` is the unique maximum over
+  ``a > 0`` (the term is concave there). Scales are kept positive: a sign flip of a
+  feature is no speaker change, and the identity (a = 1, b = 0) is in the family, so
+  the exact maximum is never below Q(identity).
+* ``offset``: ``W = [I b]``, i.e. ``a = 1`` above: ``b_i = (k_iD - G_i[i,D]) / G_i[D,D]``,
+  the occupancy- and precision-weighted mean of ``mu_i - x_i``.
+* ``none``: the identity (or the starting transform).
 """
 
 from __future__ import annotations
@@ -25,6 +44,9 @@ from asr.errors import AsrError
 from asr.hmm.gmm import DiagGmmSet
 
 log = logging.getLogger(__name__)
+
+# Transform shapes by decreasing size (parameters per dimension: D + 1, 2, 1, 0).
+FMLLR_UPDATES = ("full", "diag", "offset", "none")
 
 
 @dataclass
@@ -81,26 +103,37 @@ def fmllr_auxf(w: torch.Tensor, stats: FmllrStats) -> float:
 
 
 def estimate_fmllr(stats: FmllrStats, w_init: torch.Tensor | None = None, num_iters: int = 10,
-                   min_count: float = 0.0) -> tuple[torch.Tensor, list[float]]:
-    """Row-by-row maximisation of Q(W).
+                   min_count: float = 0.0, update: str = "full") -> tuple[torch.Tensor, list[float]]:
+    """Maximise Q(W) over transforms of the shape ``update``.
 
     Args:
         stats: speaker statistics.
-        w_init: [D, D+1] starting transform (default identity, zero offset).
-        num_iters: sweeps over all rows.
+        w_init: [D, D+1] starting transform (default identity, zero offset). ``full``
+            starts its row updates from it; ``diag`` and ``offset`` are exact maxima that
+            do not depend on it; ``none`` returns it.
+        num_iters: sweeps over all rows (``full`` only).
         min_count: with fewer frames than this, return ``w_init`` unchanged.
+        update: one of :data:`FMLLR_UPDATES` (``full`` [A b], ``diag`` [diag(a) b],
+            ``offset`` [I b], ``none``); see the module docstring.
 
     Returns:
-        (W [D, D+1] float64, Q after each sweep, first entry Q of ``w_init``).
+        (W [D, D+1] float64, Q in nats: first entry Q of ``w_init``, then after each
+        sweep (``full``) or of the closed-form estimate (``diag``, ``offset``)).
 
     Raises:
-        AsrError: singular statistics, or an estimate that is not finite or ends on a
-            reflection (det A <= 0).
+        AsrError: an unknown ``update``, singular statistics, or an estimate that is not
+            finite or ends on a reflection (det A <= 0).
     """
+    if update not in FMLLR_UPDATES:
+        raise AsrError(f"fMLLR update type '{update}' is not one of {', '.join(FMLLR_UPDATES)}")
     d = stats.k.shape[0]
     w = torch.eye(d, d + 1, dtype=torch.float64) if w_init is None else w_init.to(torch.float64).clone()
     auxf = [fmllr_auxf(w, stats)]
-    if stats.beta < max(min_count, 1e-10):
+    if stats.beta < max(min_count, 1e-10) or update == "none":
+        return w, auxf
+    if update in ("diag", "offset"):
+        w = estimate_fmllr_diag(stats, offset_only=update == "offset")
+        auxf.append(fmllr_auxf(w, stats))
         return w, auxf
     try:
         g_inv = torch.linalg.inv(stats.g)  # [D, D+1, D+1]
@@ -132,6 +165,50 @@ def estimate_fmllr(stats: FmllrStats, w_init: torch.Tensor | None = None, num_it
         # The row updates maximise log|det A| and can end on a reflection (det A < 0).
         raise AsrError("fMLLR estimate is not finite or has a non-positive determinant")
     return w, auxf
+
+
+def estimate_fmllr_diag(stats: FmllrStats, offset_only: bool = False) -> torch.Tensor:
+    """The exact maximum of Q(W) over ``W = [diag(a) b]`` with a > 0 (or over ``[I b]``
+    if ``offset_only``), in closed form per dimension (derivation: module docstring).
+
+    Args:
+        stats: speaker statistics (only ``k[i, i]``, ``k[i, D]`` and the entries
+            ``(i, i)``, ``(i, D)``, ``(D, D)`` of ``G_i`` are used).
+        offset_only: fix the scales at 1.
+
+    Returns:
+        W [D, D+1] float64.
+
+    Raises:
+        AsrError: no frames, or a feature dimension with no spread (diag only).
+    """
+    d = stats.k.shape[0]
+    idx = torch.arange(d)
+    k_x, k_1 = stats.k[idx, idx], stats.k[:, d]  # sum gamma mu_i/var_i x_i, sum gamma mu_i/var_i
+    g_xx, g_x1, g_11 = stats.g[idx, idx, idx], stats.g[idx, idx, d], stats.g[:, d, d]
+    if stats.beta <= 0 or not bool((g_11 > 0).all()):
+        raise AsrError("fMLLR statistics have no frames: cannot estimate an offset")
+    if offset_only:
+        a = torch.ones(d, dtype=torch.float64)
+    else:
+        c = k_x - k_1 * g_x1 / g_11
+        s = g_xx - g_x1 * g_x1 / g_11  # weighted variance of x_i (times occupancy / var)
+        # Relative test: s is a difference of large terms when a feature is nearly constant.
+        flat = s <= 1e-10 * g_xx
+        if bool(flat.any()):
+            i = int(torch.nonzero(flat)[0])
+            raise AsrError(f"fMLLR statistics are singular: feature dimension {i} is constant "
+                           "over the speaker's frames, so its scale cannot be estimated")
+        r = torch.sqrt(c * c + 4.0 * s * stats.beta)
+        # The positive root; for c < 0 as 2 beta / (r - c) (same value, no cancellation).
+        a = torch.where(c >= 0, (c + r) / (2.0 * s), 2.0 * stats.beta / (r - c))
+    b = (k_1 - a * g_x1) / g_11
+    w = torch.zeros(d, d + 1, dtype=torch.float64)
+    w[idx, idx] = a
+    w[:, d] = b
+    if not bool(torch.isfinite(w).all()):
+        raise AsrError("fMLLR diagonal estimate is not finite")
+    return w
 
 
 def apply_fmllr(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,10 @@ from asr.decode.gmm_decode import GmmDecodeConfig, decode_and_score
 from asr.decode.gmm_model import hmm_view
 from asr.errors import AsrError
 from asr.features.store import FeatureStore, compute_feature_store
+from asr.graph.fst_util import read_lang_lexicon
 from asr.graph.hclg import GraphOptions, build_graph
+from asr.graph.ngram_lm import read_symbol_table
+from asr.graph.word_graph import WordGraphOptions, build_word_graph
 from asr.hmm.align_data import align_data_dir
 from asr.hmm.model import GmmHmm
 from asr.hmm.pipeline import STAGES as GMM_STAGES
@@ -44,8 +47,9 @@ log = logging.getLogger(__name__)
 # Code versions of the stages below (asr.stage): bump one when its output changes.
 ALIGN_VERSION = 2  # 2: silence frames give no fMLLR statistics (as SAT training)
 GRAPH_VERSION = 1
-FMLLR_VERSION = 1
-DECODE_VERSION = 1
+WORD_GRAPH_VERSION = 1
+FMLLR_VERSION = 2  # 2: speakers with few frames get a diagonal or offset transform
+DECODE_VERSION = 2  # 2: words too
 
 
 def gmm_stages(s: RecipeSettings) -> tuple[str, ...]:
@@ -129,6 +133,26 @@ class GmmModels:
             self._graphs[stage] = (r, kaldifst.StdVectorFst.read(str(r.path / "HCLG.fst")))
         return self._graphs[stage]
 
+    def word_graph(self, stage: str) -> StageResult:
+        """The stage's word graph (``gmm/graph_words_<stage>/HCLG.fst``: H, C, the lexicon with
+        optional silence, and the word n-gram), built or reused; needs a lang folder with words."""
+        import kaldifst
+
+        if not self.lang.has_words:
+            raise AsrError(f"{self.lang.path}: no lexicon, so no word graph")
+        opts = WordGraphOptions(self_loop_scale=self.self_loop_scale)
+
+        def build(tmp: Path) -> dict:
+            lang = self.lang.path
+            g = build_word_graph(hmm_view(self.model(stage)), read_lang_lexicon(lang / "lexicon.txt"), lang / "words.txt",
+                                 kaldifst.StdVectorFst.read(str(lang / "G_words.fst")), opts)
+            g.write(str(tmp / "HCLG.fst"))
+            return {"states": g.num_states}
+
+        return run_stage(self.gmm_dir / f"graph_words_{stage}", dataclasses.asdict(opts), build,
+                         name=f"gmm/graph_words_{stage}", version=WORD_GRAPH_VERSION,
+                         inputs=[self.gmm_dir / stage, self.lang.result])
+
 
 def _static(store: FeatureStore, data_dir: Path) -> dict[str, np.ndarray]:
     """utt -> [T, 13] CMVN-normalised static frames of a set; utterances without features counted."""
@@ -192,6 +216,11 @@ def decode_gmm_stage(s: RecipeSettings, stage: str, sets: Mapping[str, Path], st
         transform = load_stage_transform(gmm_dir / stage)
         return lambda: transform.apply_all(_static(stores[n], sets[n]))
 
+    words = words_of(models.lang, sets, names) if cfg.words else None
+    if words is not None:
+        word_graph = models.word_graph(stage)
+        inputs.append(word_graph)
+
     def build(tmp: Path) -> dict:
         refs = {}
         for n in names:
@@ -199,14 +228,46 @@ def decode_gmm_stage(s: RecipeSettings, stage: str, sets: Mapping[str, Path], st
             if not d.phones:
                 raise AsrError(f"{sets[n]}: no phone transcripts (text.phn) to score against")
             refs[n] = {u: p.split() for u, p in d.phones.items()}
-        results = decode_and_score(models.model(stage), graph[1], {n: frames(n) for n in names}, refs,
-                                   s.dev_set, cfg, tmp)
-        (tmp / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-        return {"acoustic_scale": results["acoustic_scale"], **{n: results[n]["per"] for n in names}}
+        fr = {n: frames(n) for n in names}
+        results = decode_and_score(models.model(stage), graph[1], fr, refs, s.dev_set, cfg, tmp)
+        summary = {"acoustic_scale": results["acoustic_scale"], **{n: results[n]["per"] for n in names}}
+        if words is not None:
+            import kaldifst
 
-    key = {"decoding": dataclasses.asdict(cfg), "sets": names, "tune_set": s.dev_set}
+            g = kaldifst.StdVectorFst.read(str(word_graph.path / "HCLG.fst"))
+            w = decode_and_score(models.model(stage), g, fr, words, s.dev_set, cfg, tmp / "words",
+                                 symbols=word_symbols(models.lang.path / "words.txt"), metric="wer")
+            results["words"] = {"tuning": w["tuning"], "acoustic_scale": w["acoustic_scale"]}
+            for n in names:
+                results[n]["wer"] = w[n]["wer"]
+                results[n]["word_acoustic_scale"] = w["acoustic_scale"]
+            summary["wer"] = {n: w[n]["wer"] for n in names}
+        (tmp / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+        return summary
+
+    key = {"decoding": dataclasses.asdict(cfg), "sets": names, "tune_set": s.dev_set, "words": words is not None}
     return run_stage(gmm_dir / f"decode_{stage}", key, build, name=f"gmm/decode_{stage}",
                      version=DECODE_VERSION, inputs=inputs)
+
+
+def word_symbols(words_txt: Path) -> list[str]:
+    """Output symbols of a word graph by label - 1 (``words.txt`` ids; ``#0``, ``<s>``, ``</s>`` included)."""
+    by_id = {i: w for w, i in read_symbol_table(words_txt).items()}
+    return [by_id.get(i, f"<{i}>") for i in range(1, max(by_id) + 1)]
+
+
+def words_of(lang: Lang, sets: Mapping[str, Path], names: list[str]) -> dict[str, dict[str, list[str]]] | None:
+    """set -> utt -> reference words of every set, or None (no lexicon, or a set without ``text``)."""
+    if not lang.has_words:
+        return None
+    out = {}
+    for n in names:
+        d = read_data_dir(sets[n])
+        if not d.text:
+            log.warning("%s: no word transcripts (text); no word decoding", sets[n])
+            return None
+        out[n] = {u: t.split() for u, t in d.text.items()}
+    return out
 
 
 def format_per_table(results: Mapping[str, Mapping[str, Any]], stages: list[str] | tuple[str, ...],
@@ -234,13 +295,14 @@ def run_gmm_stages(s: RecipeSettings, sets: Mapping[str, Path], stores: Mapping[
     """Everything GMM of a recipe: train, align dev, fMLLR features (``features=fmllr``), baselines.
 
     Returns:
-        ``{"gmm": stage -> summary, "fmllr_stores": set -> store (features=fmllr), "per":
-        stage -> results (gmm_decode)}``.
+        ``{"gmm": stage -> summary, "models": the stages' :class:`GmmModels`, "fmllr_stores":
+        set -> store (features=fmllr), "per": stage -> results (gmm_decode)}``.
     """
     stages = gmm_stages(s)
     out: dict[str, Any] = {"gmm": train_gmms(s, sets, stores)}
     align_dev(s, sets, stores)
     models = GmmModels(s.exp_dir / "gmm", lang, decoding_config(s).self_loop_scale)
+    out["models"] = models
     names = [s.dev_set] + [t for t in s.test_sets if t != s.dev_set]
     fmllr_names = []
     if s.features_kind == "fmllr":

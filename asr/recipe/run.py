@@ -9,6 +9,7 @@ options are unchanged; see :mod:`asr.recipe.gmm` for ``gmm/``)::
     exp_dir/lang/                  symbol tables, lexicon, phone bigram and word n-gram (asr.graph.lang)
     exp_dir/gmm/...                GMM-HMM stages, dev alignments, graphs, fMLLR features, baselines
     exp_dir/history.jsonl, checkpoints/, best.pt, tb/   the network (:mod:`asr.recipe.train`)
+    exp_dir/decode/, results.json  decoding and scoring of dev and every test set (:mod:`asr.recipe.decode`)
 
 With ``cache_dir`` set, these folders are links into it (``<stage>-<fingerprint>/``), so runs
 that differ only in the network share them; the network's files are the run's own.
@@ -17,11 +18,13 @@ that differ only in the network share them; the network's files are the run's ow
 from __future__ import annotations
 
 import logging
+import os
 
 import torch
 
 from asr.errors import AsrError
 from asr.recipe.data import prepare_data_sets
+from asr.recipe.decode import decode_checkpoint
 from asr.recipe.features import compute_feature_stores, compute_gmm_feature_stores, needs_gmm
 from asr.recipe.gmm import run_gmm_stages
 from asr.recipe.lang import build_lang
@@ -49,34 +52,34 @@ def _run(s: RecipeSettings, last: str) -> str:
     # Under torchrun, rank 0 builds the stages before training and the others then reuse them.
     on_gpu = (s.trainer is None or s.trainer.device != "cpu") and torch.cuda.is_available()
     with rank_zero_first(device_type="cuda" if on_gpu else "cpu"):
-        done, sets, stores, lang = _before_training(s, last)
+        done, st = before_training(s, last)
     if done is not None:
         return done
-    train_network(s, sets, stores, lang)
+    result = train_network(s, *st[:3])
     if last == "train":
         return "train"
-    log.warning("stage 'decode' is not built yet: the trained model is %s; stopping after training",
-                s.exp_dir / "best.pt")
-    return "train"
+    if int(os.environ.get("RANK", "0")) == 0:  # one process decodes
+        decode_checkpoint(s, result.best_path, *st)
+    return "decode"
 
 
-def _before_training(s: RecipeSettings, last: str):
-    """The stages up to alignments: (the last one run if that is where to stop, else None, sets,
-    network feature stores, lang)."""
+def before_training(s: RecipeSettings, last: str = "align") -> tuple[str | None, tuple]:
+    """The stages up to alignments: (the last one run if that is where to stop, else None;
+    (sets, network feature stores, lang, GMM models, GMM results))."""
     sets = prepare_data_sets(s)
     if last == "data":
-        return "data", sets, {}, None
+        return "data", (sets, {}, None, None, None)
     stores = compute_feature_stores(s, sets) if s.features_kind != "fmllr" else {}
     gmm_stores = compute_gmm_feature_stores(s, sets) if needs_gmm(s) else {}
     if last == "features":
-        return "features", sets, stores, None
+        return "features", (sets, stores, None, None, None)
     lang = build_lang(s, sets)
+    gmm: dict = {}
     if needs_gmm(s):
         gmm = run_gmm_stages(s, sets, gmm_stores, lang)
         stores.update(gmm.get("fmllr_stores", {}))
     elif s.gmm_decode:
         log.warning("task.gmm_decode: no GMM stages run for task=%s with features=%s; no GMM baselines",
                     s.task, s.features_kind)
-    if last == "align":
-        return "align", sets, stores, lang
-    return None, sets, stores, lang
+    st = (sets, stores, lang, gmm.get("models"), gmm.get("per"))
+    return ("align" if last == "align" else None), st

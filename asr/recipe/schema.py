@@ -194,6 +194,7 @@ class GmmDecodingSchema:
     beam: float = MISSING
     max_active: int = MISSING
     self_loop_scale: float = MISSING
+    words: bool = MISSING
 
 
 @dataclass
@@ -228,6 +229,24 @@ class TrainerSchema:
     loader_workers: int = MISSING
 
 
+@dataclass
+class DecodeSchema:
+    """``decode``: fields of ``asr.decode.nn_decode.NetworkDecodeConfig`` (the network's decoding)."""
+
+    acoustic_scales: Optional[List[float]] = MISSING
+    prior_scales: List[float] = MISSING
+    blank_penalties: List[float] = MISSING
+    phone_penalties: List[float] = MISSING
+    word_penalties: List[float] = MISSING
+    beam: float = MISSING
+    max_active: int = MISSING
+    batch_size: int = MISSING
+    num_workers: int = MISSING
+    device: str = MISSING
+    words: bool = MISSING
+    progress: bool = MISSING
+
+
 # ---------------------------------------------------------------------------- train.yaml
 
 
@@ -247,6 +266,7 @@ class TrainSchema:
     task: Any = MISSING
     optim: Any = MISSING
     train: TrainerSchema = field(default_factory=TrainerSchema)
+    decode: DecodeSchema = field(default_factory=DecodeSchema)
 
 
 # The schema of each option: configs/<group>/<option>.yaml has ``defaults: [base_<option>, _self_]``.

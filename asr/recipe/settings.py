@@ -10,6 +10,7 @@ from asr.features.config import FeatureConfig
 
 if TYPE_CHECKING:
     from asr.decode.gmm_decode import GmmDecodeConfig
+    from asr.decode.nn_decode import NetworkDecodeConfig
     from asr.hmm.pipeline import GmmPipelineConfig
     from asr.nn.spec import ModelSpec
     from asr.train.loop import TrainerConfig
@@ -51,6 +52,10 @@ class RecipeSettings:
         stop_stage: last stage to run (one of :data:`STAGES`), or None for all.
         cache_dir: where the stages that do not depend on the network live, shared by
             runs (:func:`asr.stage.stage_cache`); None: all in ``exp_dir``.
+        decoding: the network's decoding grid and search (None: defaults).
+        config: the resolved configuration as plain values (recorded in checkpoints, so
+            ``asr-decode`` can rebuild the run's stages), or None.
+        decode_dir: where ``decode/`` and ``results.json`` go (None: ``exp_dir``).
     """
 
     corpus_root: Path
@@ -77,3 +82,6 @@ class RecipeSettings:
     num_workers: int = 2
     stop_stage: str | None = None
     cache_dir: Path | None = None
+    decoding: "NetworkDecodeConfig | None" = None
+    config: dict | None = None
+    decode_dir: Path | None = None

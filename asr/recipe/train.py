@@ -135,7 +135,7 @@ def train_network(s: RecipeSettings, sets: Mapping[str, Path], stores: Mapping[s
             "tokens": task.describe().get("tokens") or list(task.phones),
             "lang": {"path": str(lang.path.resolve()), "id": lang.result.id},
             "train_set": s.train_set, "dev_set": s.dev_set, "optim": (s.optim or OptimConfig()).to_dict(),
-            **extra}
+            "config": s.config, **extra}
     result = run_training(s.model, store.dim, task, s.optim or OptimConfig(), train, dev, s.exp_dir, meta,
                           s.trainer)
     log.info("training: best epoch %d of %d, dev %s %.2f %% (%s)", result.best, result.epochs,

@@ -1,0 +1,226 @@
+"""Transcribing new audio with a trained checkpoint (``asr-transcribe``).
+
+Each file is one utterance. Its front end repeats the training run's:
+
+* fbank / MFCC models: the recorded extraction options, then CMVN with the statistics of
+  the file's speaker (each file is its own speaker unless ``utt2spk`` says otherwise),
+  deltas and splicing as recorded;
+* fMLLR models: the GMM front end (13 MFCCs, CMVN), tri3's LDA+MLLT, a tri2 first pass
+  and a per-speaker transform (:func:`asr.decode.fmllr_adapt.adapt_fmllr`, which falls
+  back to a diagonal, offset-only or no transform when a speaker has few frames), then the
+  network's CMVN, deltas and splicing of the adapted frames.
+
+The search uses the values the run tuned on its dev set (``results.json`` beside the
+checkpoint); without them, defaults are used and said so.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+from asr.data.kaldi_dir import load_audio
+from asr.decode.grid import GridPoint, decode_grid
+from asr.decode.network import Network, load_network, log_posteriors
+from asr.errors import AsrError
+from asr.features.cmvn import cmvn_stats
+from asr.features.config import FeatureConfig
+from asr.features.extract import compute_features
+from asr.features.store import transform_features
+from asr.graph.ngram_lm import read_symbol_table
+from asr.graph.search import SearchOptions
+
+log = logging.getLogger(__name__)
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".sph", ".ogg", ".aiff", ".aif")
+# Used when the run recorded no tuned values (results.json missing).
+DEFAULT_POINTS = {"hybrid": GridPoint(1.0, 0.3, 0.0), "ctc": GridPoint(0.0, 1.0, 0.0)}
+
+
+def list_audio(path: str | os.PathLike) -> list[Path]:
+    """An audio file, or the audio files under a folder (recursively, sorted)."""
+    p = Path(path)
+    if p.is_file():
+        return [p]
+    if not p.is_dir():
+        raise AsrError(f"audio={p}: no such file or folder")
+    files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
+    if not files:
+        raise AsrError(f"audio={p}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in it")
+    return files
+
+
+@dataclass
+class Transcript:
+    """One file's result: ``words`` and ``phones`` (None when that level was not decoded)."""
+
+    path: Path
+    words: list[str] | None
+    phones: list[str] | None
+
+
+class Transcriber:
+    """A checkpoint with its run's graphs and tuned decoding values.
+
+    Args:
+        checkpoint: ``best.pt`` or ``checkpoints/epoch_NNN.pt`` of a finished run.
+        ckpt: the loaded checkpoint.
+        exp_dir: the run's experiment folder (graphs, ``results.json``).
+        num_workers: search worker processes.
+        search: beam and max_active.
+    """
+
+    def __init__(self, checkpoint: Path, ckpt: Mapping[str, Any], exp_dir: Path, num_workers: int = 1,
+                 search: SearchOptions | None = None) -> None:
+        self.net: Network = load_network(ckpt, str(checkpoint))
+        self.exp_dir = exp_dir
+        self.num_workers = num_workers
+        self.search = search or SearchOptions(beam=13.0, scale_beam=False)
+        self.feats = ckpt["features"]
+        lang = Path(ckpt["lang"]["path"])
+        if self.net.kind == "hybrid":
+            stage = ckpt["alignments"]["stage"]
+            gmm_dir = Path(ckpt["alignments"]["dir"]).parent
+            self.graphs = {"phones": gmm_dir / f"graph_{stage}" / "HCLG.fst",
+                           "words": gmm_dir / f"graph_words_{stage}" / "HCLG.fst"}
+            self.phones = list(self.net.task.phones)
+        else:
+            self.graphs = {"phones": exp_dir / "graph_ctc" / "phones.fst", "words": exp_dir / "graph_ctc" / "words.fst"}
+            self.phones = list(self.net.task.tokens[1:])
+        if not self.graphs["phones"].is_file():
+            raise AsrError(f"{self.graphs['phones']}: the run's decoding graph is missing; run asr-decode "
+                           f"checkpoint={checkpoint} once to build it")
+        self.words = {i: w for w, i in read_symbol_table(lang / "words.txt").items()} \
+            if self.graphs["words"].is_file() and (lang / "words.txt").is_file() else None
+        self.points = self._tuned_points()
+        self._fmllr = None
+
+    def _tuned_points(self) -> dict[str, GridPoint]:
+        import json
+
+        path = self.exp_dir / "results.json"
+        kind = self.net.kind
+        bias = "prior_scale" if kind == "hybrid" else "blank_penalty"
+        if not path.is_file():
+            log.warning("%s is missing: decoding with default values (%s), not the ones tuned on dev",
+                        path, DEFAULT_POINTS[kind])
+            return {"phones": DEFAULT_POINTS[kind], "words": DEFAULT_POINTS[kind]}
+        dec = json.loads(path.read_text()).get("decoding", {})
+        out = {}
+        for level in ("phones", "words"):
+            v = dec.get(level)
+            out[level] = GridPoint(v[bias], v["acoustic_scale"], v["insertion_penalty"]) if v else DEFAULT_POINTS[kind]
+        return out
+
+    # ------------------------------------------------------------------ front end
+    def read(self, path: Path) -> np.ndarray:
+        """Samples at the model's rate, mono (notes on resampling and mixing)."""
+        cfg = self._extraction_config()
+        try:
+            channels = sf.info(str(path)).channels
+        except (RuntimeError, sf.LibsndfileError, OSError) as e:
+            raise AsrError(f"{path}: cannot read audio ({e})") from None
+        samples, rate = load_audio(path, mix=True)
+        if channels > 1:
+            log.info("%s: %d channels mixed to mono", path, channels)
+        if not np.all(np.isfinite(samples)):
+            raise AsrError(f"{path}: audio contains NaN or Inf samples")
+        if rate != cfg.sample_rate:
+            log.info("%s: resampled from %d Hz to %d Hz", path, rate, cfg.sample_rate)
+            samples = AF.resample(torch.from_numpy(samples), rate, cfg.sample_rate).numpy()
+        if len(samples) < cfg.sample_rate * cfg.frame_length / 1000:
+            raise AsrError(f"{path}: shorter than one {cfg.frame_length:g} ms frame")
+        return samples
+
+    def _extraction_config(self) -> FeatureConfig:
+        opts = self.feats["gmm_front_end"] if self.feats["kind"] == "fmllr" else self.feats["options"]
+        return FeatureConfig.from_dict(dict(opts))
+
+    def features(self, samples: Mapping[str, np.ndarray], utt2spk: Mapping[str, str]) -> dict[str, np.ndarray]:
+        """utt -> [T, F] network input frames of a batch of files (speakers as ``utt2spk``)."""
+        net_cfg = FeatureConfig.from_dict(dict(self.feats["options"]))
+        ext = self._extraction_config()
+        raw = {u: compute_features(x, ext, utt=u).numpy() for u, x in samples.items()}
+        if self.feats["kind"] == "fmllr":
+            raw = self._fmllr_frames(_cmvn(raw, utt2spk, ext), utt2spk)
+            return _cmvn(raw, utt2spk, net_cfg)
+        return _cmvn(raw, utt2spk, net_cfg)
+
+    def _fmllr_frames(self, static: dict[str, np.ndarray], utt2spk: Mapping[str, str]) -> dict[str, np.ndarray]:
+        import kaldifst
+
+        from asr.decode.fmllr_adapt import adapt_fmllr
+        from asr.hmm.model import GmmHmm
+        from asr.hmm.stage_transform import load_stage_transform
+
+        if self._fmllr is None:
+            gmm = Path(self.feats["gmm_dir"])
+            read = lambda p: kaldifst.StdVectorFst.read(str(p))  # noqa: E731
+            for need in (gmm / "tri3" / "final.mdl", gmm / "graph_tri3" / "HCLG.fst", gmm / "graph_tri2" / "HCLG.fst"):
+                if not need.is_file():
+                    raise AsrError(f"{need}: the fMLLR front end needs it (the run's GMM stages); it is missing")
+            self._fmllr = (load_stage_transform(gmm / "tri3"), GmmHmm.load(gmm / "tri3" / "final.mdl"),
+                           read(gmm / "graph_tri3" / "HCLG.fst"), GmmHmm.load(gmm / "tri2" / "final.mdl"),
+                           read(gmm / "graph_tri2" / "HCLG.fst"))
+        transform, tri3, g3, tri2, g2 = self._fmllr
+        kinds: dict[str, str] = {}
+        adapted = adapt_fmllr(tri3, transform.apply_all(static), utt2spk, g3, SearchOptions(),
+                              first_pass=(tri2, g2), kinds=kinds)
+        for spk, kind in sorted(kinds.items()):
+            if kind != "full":
+                log.info("speaker %s: too few frames for a full fMLLR transform; %s used", spk,
+                         "none" if kind == "none" else f"a {kind} one")
+        return adapted
+
+    # ------------------------------------------------------------------ decoding
+    def transcribe(self, files: Sequence[Path], utt2spk: Mapping[str, str] | None = None,
+                   phones: bool = False) -> list[Transcript]:
+        """Transcripts of ``files`` (unreadable ones are named in a warning and left out).
+
+        Args:
+            files: audio files; the utterance id of a file is its path.
+            utt2spk: file path (as given) -> speaker; default: each file its own speaker.
+            phones: also decode phones.
+        """
+        samples: dict[str, np.ndarray] = {}
+        for f in files:
+            try:
+                samples[str(f)] = self.read(f)
+            except AsrError as e:
+                log.warning("skipped: %s", e)
+        if len(samples) < len(files):
+            log.warning("%d of %d audio file(s) could not be read and were skipped", len(files) - len(samples),
+                        len(files))
+        if not samples:
+            return []
+        spk = {u: (utt2spk or {}).get(u, u) for u in samples}
+        feats = self.features(samples, spk)
+        post = dict(log_posteriors(self.net, ((u, feats[u]) for u in samples)))
+        hyps: dict[str, dict[str, list[str]]] = {}
+        levels = (["phones"] if phones or self.words is None else []) + (["words"] if self.words else [])
+        for level in levels:
+            res = decode_grid(self.graphs[level], post, self.net.bias, [self.points[level]], self.search,
+                              self.num_workers)
+            sym = (lambda i: self.phones[i - 1]) if level == "phones" else (lambda i: self.words[i])
+            hyps[level] = {u: [sym(i) for i in labels] for u, labels in res.hyps[0].items()}
+            if res.failed[0]:
+                log.warning("%d file(s) gave no %s path (empty transcript)", res.failed[0], level)
+        return [Transcript(Path(u), hyps.get("words", {}).get(u), hyps.get("phones", {}).get(u)) for u in samples]
+
+
+def _cmvn(raw: Mapping[str, np.ndarray], utt2spk: Mapping[str, str], cfg: FeatureConfig) -> dict[str, np.ndarray]:
+    """CMVN with per-speaker statistics of these files, then deltas and splicing of ``cfg``."""
+    stats: dict[str, np.ndarray] = {}
+    for u, x in raw.items():
+        s = cmvn_stats(x)
+        stats[utt2spk[u]] = stats[utt2spk[u]] + s if utt2spk[u] in stats else s
+    return {u: np.ascontiguousarray(transform_features(x, cfg, stats[utt2spk[u]])) for u, x in raw.items()}
