@@ -60,8 +60,9 @@ def _check_results(exp: Path, sets: list[str], gmm: bool) -> dict:
 def test_ctc_recipe_decodes_and_asr_decode_and_transcribe_agree(mini_timit_root: Path, tmp_path: Path) -> None:
     exp = tmp_path / "exp"
     r = _run([str(BIN / "asr-train"), "recipe=timit_ligru_ctc", f"data.root={mini_timit_root}", f"exp_dir={exp}",
-              "model.num_layers=1", "model.hidden_size=32", "optim.epochs=3", "optim.lr=0.003",
-              "train.progress=false", "num_workers=1", "features.num_mel_bins=23", "features.dither=0.0",
+              "model.num_layers=1", "model.hidden_size=64", "optim.epochs=15", "optim.lr=0.004",
+              "optim.newbob_factor=1.0", "train.progress=false", "num_workers=1", "features.num_mel_bins=23",
+              "features.dither=0.0",
               *SMALL_GRID])
     out = r.stdout + r.stderr
     assert "| model | dev PER | dev WER | test PER | test WER |" in out  # the one results table
@@ -102,7 +103,24 @@ def test_ctc_recipe_decodes_and_asr_decode_and_transcribe_agree(mini_timit_root:
         assert phones.split() and all(p.islower() for p in phones.split())
     r = _run([str(BIN / "asr-transcribe"), f"checkpoint={exp / 'best.pt'}", f"audio={tmp_path / 'one_8k.flac'}"])
     assert r.stdout.startswith(str(tmp_path / "one_8k.flac") + "\t")
-    assert "resampled from 8000 Hz" in r.stdout + r.stderr
+    assert "resampled from 8000 Hz" in r.stderr
+
+    # Bad input: an unreadable file is named and skipped, the others transcribed; a checkpoint
+    # whose lang folder is gone, or a file that is no checkpoint, gets one line.
+    (folder / "broken.wav").write_bytes(b"RIFF\x00\x00not audio at all")
+    r = _run([str(BIN / "asr-transcribe"), f"checkpoint={exp / 'best.pt'}", f"audio={folder}"])
+    assert len([x for x in r.stdout.splitlines() if "\t" in x]) == len(files)
+    assert "broken.wav" in r.stderr and "1 of %d audio file(s) could not be read" % (len(files) + 1) in r.stderr
+    state = torch.load(exp / "best.pt", weights_only=True)
+    state["lang"]["path"] = str(tmp_path / "gone")
+    torch.save(state, tmp_path / "moved.pt")
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    for ckpt, says in (("moved.pt", "lang folder"), ("junk.pt", "not a readable asr checkpoint")):
+        r = subprocess.run([str(BIN / "asr-decode"), f"checkpoint={tmp_path / ckpt}"], capture_output=True,
+                           text=True, timeout=300, env=ENV)
+        err = [x for x in r.stderr.splitlines() if x.startswith("error:")]
+        assert r.returncode == 1 and len(err) == 1 and says in err[0], r.stderr[-2000:]
+        assert "Traceback" not in r.stderr
 
 
 def _folder_utt2spk(tmp: Path, folder: Path, spk: str) -> Path:

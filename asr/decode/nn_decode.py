@@ -194,8 +194,8 @@ def decode_network(net: Network, graphs: Graphs, sets: Mapping[str, DecodeSet], 
             else:
                 entry.update(n_words=scored["n_tokens"], word_failed=res.failed[i])
             entry[metric] = scored[metric]
-            if res.frames:
-                entry[f"search_seconds_per_frame_{level.name}"] = res.search_seconds / res.frames
+            if res.frames:  # CPU seconds of one search of one frame (all grid points were searched)
+                entry[f"search_seconds_per_frame_{level.name}"] = res.search_seconds / res.frames / len(points)
         if kind == "ctc":
             entry["greedy_per"] = round(_rate(d.phones, _greedy(net, post), "phones"), 2)
         results["test_sets"][name] = entry

@@ -29,7 +29,7 @@ from asr.errors import AsrError
 from asr.features.store import FeatureStore
 from asr.graph.fst_util import read_lang_lexicon
 from asr.graph.ngram_lm import read_symbol_table
-from asr.recipe.gmm import GmmModels, word_symbols
+from asr.recipe.gmm import GmmModels
 from asr.recipe.lang import Lang
 from asr.recipe.settings import RecipeSettings
 from asr.stage import StageResult, read_done, run_stage
@@ -53,7 +53,7 @@ def ctc_graphs(s: RecipeSettings, lang: Lang) -> StageResult:
         g.write(str(tmp / "phones.fst"))
         out = {"phone_states": g.num_states}
         if lang.has_words:
-            phone_ids = {p: i for p, i in read_symbol_table(lang.path / "phones.txt").items()}
+            phone_ids = {t: i for t, i in tokens.items() if i > 0}  # token id = phone id (the blank is 0)
             w = build_ctc_word_graph(len(tokens), read_lang_lexicon(lang.path / "lexicon.txt"), phone_ids,
                                      lang.path / "words.txt", kaldifst.StdVectorFst.read(str(lang.path / "G_words.fst")))
             w.write(str(tmp / "words.fst"))
@@ -161,8 +161,8 @@ def summarise(s: RecipeSettings, ckpt: Mapping[str, Any], net: Network, nn: Mapp
     """The ``results.json`` of a run (INTERFACES.md), with the tuned values and the GMM rows."""
     spec = ckpt["model_spec"]
     exp = checkpoint.parent if checkpoint.parent.name != "checkpoints" else checkpoint.parent.parent
-    test_sets = {n: {k: v for k, v in r.items() if not k.startswith("search_seconds")}
-                 for n, r in nn["test_sets"].items() if n != s.dev_set}
+    rows = {n: {k: v for k, v in r.items() if not k.startswith("search_seconds")} for n, r in nn["test_sets"].items()}
+    test_sets = {n: r for n, r in rows.items() if n != s.dev_set}
     return {
         "recipe": ckpt.get("recipe", s.recipe_name), "task": net.kind, "cell": spec.get("cell"),
         "features": ckpt.get("features", {}).get("kind"), "params": ckpt.get("params"),
@@ -171,7 +171,7 @@ def summarise(s: RecipeSettings, ckpt: Mapping[str, Any], net: Network, nn: Mapp
         "model": f"{spec.get('cell')} {net.kind}",
         "targets": ckpt.get("alignments", {}).get("targets") if net.kind == "hybrid" else None,
         "tuned_on": nn["tuned_on"], "decoding": nn["decoding"],
-        "dev": nn["test_sets"].get(s.dev_set), "test_sets": test_sets,
+        "dev": rows.get(s.dev_set), "test_sets": test_sets,
         "gmm": {stage: {n: {"per": r.get("per"), "wer": r.get("wer")} for n, r in res.items()
                         if isinstance(r, dict) and "per" in r}
                 for stage, res in gmm_results.items()},

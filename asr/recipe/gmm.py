@@ -27,6 +27,7 @@ from asr.data.phones import SILENCE_48
 from asr.decode.fmllr_adapt import write_fmllr_set
 from asr.decode.gmm_decode import GmmDecodeConfig, decode_and_score
 from asr.decode.gmm_model import hmm_view
+from asr.decode.results import format_results_table
 from asr.errors import AsrError
 from asr.features.store import FeatureStore, compute_feature_store
 from asr.graph.fst_util import read_lang_lexicon
@@ -270,26 +271,6 @@ def words_of(lang: Lang, sets: Mapping[str, Path], names: list[str]) -> dict[str
     return out
 
 
-def format_per_table(results: Mapping[str, Mapping[str, Any]], stages: list[str] | tuple[str, ...],
-                     sets: list[str]) -> str:
-    """A Markdown table of PER (%) per stage (rows) and set (columns).
-
-    Args:
-        results: stage -> set -> ``{"per": ...}``, and ``acoustic_scale``.
-
-    >>> print(format_per_table({"mono": {"acoustic_scale": 0.1, "dev": {"per": 20.5}}}, ["mono"], ["dev"]))
-    | stage | acoustic scale | dev |
-    |---|---|---|
-    | mono | 0.1 | 20.50 |
-    """
-    lines = ["| stage | acoustic scale | " + " | ".join(sets) + " |", "|---" * (len(sets) + 2) + "|"]
-    for stage in stages:
-        row = results[stage]
-        lines.append(f"| {stage} | {row['acoustic_scale']:g} | "
-                     + " | ".join(f"{row[n]['per']:.2f}" for n in sets) + " |")
-    return "\n".join(lines)
-
-
 def run_gmm_stages(s: RecipeSettings, sets: Mapping[str, Path], stores: Mapping[str, FeatureStore],
                    lang: Lang) -> dict[str, Any]:
     """Everything GMM of a recipe: train, align dev, fMLLR features (``features=fmllr``), baselines.
@@ -317,7 +298,7 @@ def run_gmm_stages(s: RecipeSettings, sets: Mapping[str, Path], stores: Mapping[
         for stage in stages:
             r = decode_gmm_stage(s, stage, sets, stores, models, fmllr, names)
             per[stage] = json.loads((r.path / "results.json").read_text())
-        log.info("GMM-HMM baselines, PER %% on 39 phones (acoustic scale tuned on %s):\n%s",
-                 s.dev_set, format_per_table(per, stages, names))
+        log.info("GMM-HMM baselines, %% (phones on 39, words closed-vocabulary; acoustic scale tuned on %s):\n%s",
+                 s.dev_set, format_results_table([(st, per[st]) for st in stages], names))
         out["per"] = per
     return out
