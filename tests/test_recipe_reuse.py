@@ -108,7 +108,7 @@ def test_every_stage_is_reused_rebuilt_or_cascaded_by_one_rule(
     decodes = {f"gmm/decode_{st}" for st in ("mono", "tri1", "tri2", "tri3")}
     cases = {
         "gmm/tri2": {"gmm/tri2", "gmm/tri3", "gmm/ali_dev", "gmm/graph_tri2", "gmm/graph_tri3", *fmllr,
-                     "gmm/decode_tri2", "gmm/decode_tri3"},
+                     "gmm/graph_words_tri2", "gmm/graph_words_tri3", "gmm/decode_tri2", "gmm/decode_tri3"},
         "data/test_white_snr10": {"data/test_white_snr10", "features/test_white_snr10",
                                   "features_gmm/test_white_snr10", "gmm/fmllr_test_white_snr10", *decodes},
         # Identical features again: the GMMs depend on their content, so they are kept.

@@ -77,10 +77,13 @@ class Transcriber:
         exp_dir: the run's experiment folder (graphs, ``results.json``).
         num_workers: search worker processes.
         search: beam and max_active.
+        fmllr_min_counts: fMLLR models: the (speech-weighted) frames a speaker needs for a
+            full, a diagonal and an offset-only transform (fewer: none).
     """
 
     def __init__(self, checkpoint: Path, ckpt: Mapping[str, Any], exp_dir: Path, num_workers: int = 1,
-                 search: SearchOptions | None = None) -> None:
+                 search: SearchOptions | None = None,
+                 fmllr_min_counts: tuple[float, float, float] = (300.0, 60.0, 10.0)) -> None:
         self.net: Network = load_network(ckpt, str(checkpoint))
         self.exp_dir = exp_dir
         self.num_workers = num_workers
@@ -102,6 +105,7 @@ class Transcriber:
         self.words = {i: w for w, i in read_symbol_table(lang / "words.txt").items()} \
             if self.graphs["words"].is_file() and (lang / "words.txt").is_file() else None
         self.points = self._tuned_points()
+        self.fmllr_min_counts = fmllr_min_counts
         self._fmllr = None
 
     def _tuned_points(self) -> dict[str, GridPoint]:
@@ -173,8 +177,10 @@ class Transcriber:
                            read(gmm / "graph_tri2" / "HCLG.fst"))
         transform, tri3, g3, tri2, g2 = self._fmllr
         kinds: dict[str, str] = {}
+        full, diag, offset = self.fmllr_min_counts
         adapted = adapt_fmllr(tri3, transform.apply_all(static), utt2spk, g3, SearchOptions(),
-                              first_pass=(tri2, g2), kinds=kinds)
+                              first_pass=(tri2, g2), kinds=kinds, min_count_full=full, min_count_diag=diag,
+                              min_count_offset=offset)
         for spk, kind in sorted(kinds.items()):
             if kind != "full":
                 log.info("speaker %s: too few frames for a full fMLLR transform; %s used", spk,

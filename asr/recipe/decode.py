@@ -138,6 +138,7 @@ def decode_checkpoint(s: RecipeSettings, checkpoint: Path, sets: Mapping[str, Pa
     key = {**checkpoint_key(checkpoint, ckpt), "decoding": dataclasses.asdict(cfg), "sets": names,
            "tune_set": s.dev_set, "words": words}
     key["decoding"].pop("progress")
+    key["grid"] = {level: [dataclasses.astuple(p) for p in cfg.grid(net.kind, level)] for level in ("phones", "words")}
 
     def build(tmp: Path) -> dict:
         res = decode_network(net, graphs, _decode_sets(names, sets, stores, words), s.dev_set, cfg, tmp)
