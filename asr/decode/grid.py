@@ -18,7 +18,7 @@ import logging
 import multiprocessing as mp
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +58,8 @@ class GridResult:
         retried: per point, utterances that needed the wider beam.
         failed: per point, utterances without any path (empty hypotheses).
         not_final: per point, utterances whose best path reached no final state.
-        search_seconds: CPU seconds spent in the search (all workers together).
+        search_seconds: CPU seconds spent in the search (all workers, all points together).
+        frames: frames decoded (each utterance once).
     """
 
     hyps: list[dict[str, list[int]]]
@@ -176,23 +177,3 @@ def log_failures(res: GridResult, index: int, total: int, where: str) -> None:
     if res.not_final[index]:
         log.warning("%s: %d of %d utterance(s) reached no final state; their best partial path is used",
                     where, res.not_final[index], total)
-
-
-@dataclass
-class Grid:
-    """A bounded grid of decoding values (every combination is tried on dev).
-
-    Attributes:
-        bias_scales: prior scales (hybrid) or blank penalties (CTC).
-        acoustic_scales: acoustic scales.
-        penalties: insertion penalties.
-    """
-
-    bias_scales: tuple[float, ...] = (1.0,)
-    acoustic_scales: tuple[float, ...] = (0.1,)
-    penalties: tuple[float, ...] = (0.0,)
-    points: list[GridPoint] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.points = [GridPoint(float(b), float(a), float(p)) for b in self.bias_scales
-                       for a in self.acoustic_scales for p in self.penalties]

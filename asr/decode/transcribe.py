@@ -78,12 +78,14 @@ class Transcriber:
         num_workers: search worker processes.
         search: beam and max_active.
         fmllr_min_counts: fMLLR models: the (speech-weighted) frames a speaker needs for a
-            full, a diagonal and an offset-only transform (fewer: none).
+            full, a diagonal and an offset-only transform (fewer: none). The default full
+            threshold, 100, was chosen on small's dev set transcribed file by file (WER 33.9 %
+            against 37.6 % with the recipe's 300, which gives most single files a diagonal one).
     """
 
     def __init__(self, checkpoint: Path, ckpt: Mapping[str, Any], exp_dir: Path, num_workers: int = 1,
                  search: SearchOptions | None = None,
-                 fmllr_min_counts: tuple[float, float, float] = (300.0, 60.0, 10.0)) -> None:
+                 fmllr_min_counts: tuple[float, float, float] = (100.0, 60.0, 10.0)) -> None:
         self.net: Network = load_network(ckpt, str(checkpoint))
         self.exp_dir = exp_dir
         self.num_workers = num_workers
