@@ -166,9 +166,9 @@ def decode_network(net: Network, graphs: Graphs, sets: Mapping[str, DecodeSet], 
         entry: dict[str, Any] = {"per": None, "wer": None}
         for level in levels:
             refs = level.refs(d)
-            if refs is None:
-                continue
             tuning = name == tune_set
+            if refs is None or (not tuning and level.name not in best):  # no refs here, or none on dev
+                continue
             points = cfg.grid(kind, level.name) if tuning else [best[level.name]]
             res = decode_grid(level.graph, post, net.bias, points, opts, cfg.num_workers, cfg.progress,
                               desc=f"{name} {level.name}")

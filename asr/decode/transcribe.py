@@ -94,7 +94,7 @@ class Transcriber:
         lang = Path(ckpt["lang"]["path"])
         if self.net.kind == "hybrid":
             stage = ckpt["alignments"]["stage"]
-            gmm_dir = Path(ckpt["alignments"]["dir"]).parent
+            gmm_dir = exp_dir / "gmm"  # (with a cache_dir, its stage folders are links into the cache)
             self.graphs = {"phones": gmm_dir / f"graph_{stage}" / "HCLG.fst",
                            "words": gmm_dir / f"graph_words_{stage}" / "HCLG.fst"}
             self.phones = list(self.net.task.phones)
