@@ -16,6 +16,7 @@ from asr.graph.ngram_lm import estimate_ngram, make_word_g_fst, read_symbol_tabl
 from asr.graph.phone_lm import estimate_bigram, make_g_fst
 from asr.graph.phone_lm import write_arpa as write_phone_arpa
 from asr.graph.search import SearchOptions, best_path
+from fst_paths import path_cost
 
 PHONES = ["sil", "a", "b", "c"]  # token id = phone index + 1; token 0 is the blank
 NUM_TOKENS = len(PHONES) + 1
@@ -52,20 +53,6 @@ def _decode(graph, cols: np.ndarray) -> list[int]:
     return path.labels
 
 
-def _path_cost(graph, ilabels: list[int], olabels: list[int]) -> float:
-    import kaldifst
-
-    fst = kaldifst.compose(kaldifst.make_linear_acceptor(ilabels), graph)
-    kaldifst.arcsort(fst, sort_type="olabel")  # compose() matches on the left FST's output labels
-    fst = kaldifst.compose(fst, kaldifst.make_linear_acceptor(olabels))
-    best = kaldifst.shortest_path(fst)
-    if best.num_states == 0:
-        return float("inf")
-    ok, _, _, weight = kaldifst.get_linear_symbol_sequence(best)
-    assert ok
-    return weight.value
-
-
 TOKEN_SEQS = [[1, 2, 2, 3], [4], [2, 2, 2], [3, 1, 3, 4, 4, 1], [1, 1]]
 
 
@@ -77,11 +64,11 @@ def test_topology_collapses_runs_and_blanks() -> None:
         for _ in range(4):
             assert _decode(t, _frames(seq, rng)) == seq
     # By hand: a a -> a; a <blk> a -> a a; blanks only -> nothing.
-    assert _path_cost(t, [3, 3], [2]) == 0.0
-    assert _path_cost(t, [3, 3], [2, 2]) == float("inf")
-    assert _path_cost(t, [3, 1, 3], [2, 2]) == 0.0
-    assert _path_cost(t, [1, 1, 1], []) == 0.0
-    assert _path_cost(t, [1, 3, 4, 1], [2, 3]) == 0.0
+    assert path_cost(t, [3, 3], [2]) == 0.0
+    assert path_cost(t, [3, 3], [2, 2]) == float("inf")
+    assert path_cost(t, [3, 1, 3], [2, 2]) == 0.0
+    assert path_cost(t, [1, 1, 1], []) == 0.0
+    assert path_cost(t, [1, 3, 4, 1], [2, 3]) == 0.0
     with pytest.raises(AsrError, match="at least one token"):
         ctc_topology(1)
 
@@ -97,7 +84,7 @@ def test_phone_graph_decodes_and_costs_the_lm(tmp_path: Path) -> None:
         seq = [PHONES.index(p) + 1 for p in utt]
         cols = _frames(seq, rng)
         assert _decode(graph, cols) == seq
-        assert _path_cost(graph, list(cols + 1), seq) == pytest.approx(-lm.sentence_log_prob(utt), abs=1e-4)
+        assert path_cost(graph, list(cols + 1), seq) == pytest.approx(-lm.sentence_log_prob(utt), abs=1e-4)
     with pytest.raises(AsrError, match="not a token"):
         build_ctc_phone_graph(3, g)
 
@@ -141,7 +128,7 @@ def test_word_graph_decodes_words_and_costs_lm_and_silence(word_lang) -> None:
         for _ in range(3):
             cols = _frames(_tokens(words, sil), rng)
             assert [names[i] for i in _decode(graph, cols)] == expected, (words, sil)
-        cost = _path_cost(graph, list(cols + 1), [ids[w] for w in words])
+        cost = path_cost(graph, list(cols + 1), [ids[w] for w in words])
         sil_cost = sum(-math.log(0.25) if s else -math.log(0.75) for s in sil)
         # LG is minimised after quantising weights to 1/1024 (Kaldi's kDelta).
         assert cost == pytest.approx(-lm.sentence_log_prob(words) + sil_cost, abs=5e-3), (words, sil)
@@ -153,10 +140,10 @@ def test_word_graph_without_blanks_between_different_tokens(word_lang) -> None:
     assert 0 not in cols
     assert _decode(graph, cols) == [ids["ab"], ids["ca"]] or _decode(graph, cols) == [ids["ab"], ids["kah"]]
     # Labels: blank 1, sil 2, a 3, b 4. "a a" without a blank is one "a", so not "a a".
-    assert _path_cost(graph, [3, 3], [ids["a"], ids["a"]]) == float("inf")
-    assert math.isfinite(_path_cost(graph, [3, 3], [ids["a"]]))
-    assert math.isfinite(_path_cost(graph, [3, 1, 3], [ids["a"], ids["a"]]))
-    assert math.isfinite(_path_cost(graph, [3, 1, 3], [ids["aa"]]))
+    assert path_cost(graph, [3, 3], [ids["a"], ids["a"]]) == float("inf")
+    assert math.isfinite(path_cost(graph, [3, 3], [ids["a"]]))
+    assert math.isfinite(path_cost(graph, [3, 1, 3], [ids["a"], ids["a"]]))
+    assert math.isfinite(path_cost(graph, [3, 1, 3], [ids["aa"]]))
 
 
 def test_word_graph_output_penalty(word_lang) -> None:
@@ -166,7 +153,7 @@ def test_word_graph_output_penalty(word_lang) -> None:
     for words, sil in WORD_SENTS:
         cols = _frames(_tokens(words, sil), rng)
         out = [ids[w] for w in words]
-        assert _path_cost(pen, list(cols + 1), out) - _path_cost(graph, list(cols + 1), out) == \
+        assert path_cost(pen, list(cols + 1), out) - path_cost(graph, list(cols + 1), out) == \
             pytest.approx(-1.5 * len(words), abs=1e-4)
 
 
@@ -174,9 +161,9 @@ def test_word_graph_no_silence_and_errors(word_lang) -> None:
     ids = word_lang["ids"]
     quiet = build_ctc_word_graph(NUM_TOKENS, LEXICON, word_lang["phone_ids"], word_lang["words_txt"],
                                  word_lang["g"], silence_phone=None)
-    assert math.isfinite(_path_cost(quiet, [3, 4], [ids["ab"]]))  # labels: sil 2, a 3, b 4
-    assert _path_cost(quiet, [2, 3, 4, 2], [ids["ab"]]) == float("inf")  # no silence arcs
-    assert math.isfinite(_path_cost(word_lang["graph"], [2, 3, 4, 2], [ids["ab"]]))
+    assert math.isfinite(path_cost(quiet, [3, 4], [ids["ab"]]))  # labels: sil 2, a 3, b 4
+    assert path_cost(quiet, [2, 3, 4, 2], [ids["ab"]]) == float("inf")  # no silence arcs
+    assert math.isfinite(path_cost(word_lang["graph"], [2, 3, 4, 2], [ids["ab"]]))
     arr = fst_to_arrays(quiet)
     assert arr.ilabel.max() == NUM_TOKENS  # no disambiguation symbol is left
     with pytest.raises(AsrError, match="phone 'c' has id 9"):

@@ -16,6 +16,7 @@ from asr.hmm.gmm import DiagGmmSet
 from asr.hmm.model import GmmHmm, MonophonePdfMap
 from asr.hmm.topology import TransitionModel
 from asr.hmm.tree import TreePdfMap
+from fst_paths import path_cost
 
 PHONES = ["a", "b", "c"]
 UTTS = [["a", "b", "c"], ["c", "b", "a", "b", "c"], ["b"], ["a", "c", "a"]]
@@ -93,21 +94,6 @@ def test_phone_set_mismatch() -> None:
         build_graph(hmm_view(_tree_model()), estimate_bigram([["a", "b"]], ["a", "b"]))
 
 
-def _path_cost(graph, ilabels: list[int], olabels: list[int]) -> float:
-    """Cost of the best graph path reading ``ilabels`` and writing ``olabels`` (inf if none)."""
-    import kaldifst
-
-    fst = kaldifst.compose(kaldifst.make_linear_acceptor(ilabels), graph)
-    kaldifst.arcsort(fst, sort_type="olabel")  # compose looks labels up on the left side's output
-    fst = kaldifst.compose(fst, kaldifst.make_linear_acceptor(olabels))
-    best = kaldifst.shortest_path(fst)
-    if best.num_states == 0:
-        return float("inf")
-    ok, _, _, weight = kaldifst.get_linear_symbol_sequence(best)
-    assert ok
-    return weight.value
-
-
 @pytest.mark.parametrize("make_model", [_tree_model, lambda: GmmHmm(
     TransitionModel(PHONES, [3, 2, 1], np.array([0.9, 0.5, 0.3, 0.6, 0.8, 0.7])), MonophonePdfMap(6),
     DiagGmmSet.single_gaussian(6, torch.zeros(1), torch.ones(1)))], ids=["tree", "mono"])
@@ -127,7 +113,7 @@ def test_path_cost_is_lm_plus_scaled_transitions(make_model) -> None:
         h = chain.hmm_states[pos]
         trans = -(np.where(stay, log_loop[h[:-1]], log_fwd[h[:-1]]).sum() + log_fwd[h[-1]])
         expected = -lm.sentence_log_prob(utt) + sls * trans
-        got = _path_cost(graph, list(chain.pdfs[pos] + 1), list(ids + 1))
+        got = path_cost(graph, list(chain.pdfs[pos] + 1), list(ids + 1))
         assert got == pytest.approx(expected, rel=1e-5, abs=1e-3), utt
     # A pdf sequence the model cannot produce has no path.
-    assert _path_cost(graph, [int(chain.pdfs[-1]) + 1], [int(ids[0]) + 1]) == float("inf")
+    assert path_cost(graph, [int(chain.pdfs[-1]) + 1], [int(ids[0]) + 1]) == float("inf")

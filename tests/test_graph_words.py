@@ -22,6 +22,7 @@ from asr.graph.hmm_view import HmmView
 from asr.graph.ngram_lm import estimate_ngram, make_word_g_fst, read_symbol_table, word_symbol_table, write_arpa
 from asr.graph.search import SearchOptions, best_path
 from asr.graph.word_graph import WordGraphOptions, build_word_graph, read_word_graph, write_word_graph
+from fst_paths import path_cost
 
 PHONES = ["sil", "a", "b", "c", "d", "e"]
 NUM_STATES = [3, 2, 2, 2, 1, 2]
@@ -122,21 +123,6 @@ def _indicator(cols: np.ndarray, n: int) -> np.ndarray:
     return ll
 
 
-def _path_cost(graph, ilabels: list[int], olabels: list[int]) -> float:
-    """Cost of the best graph path reading ``ilabels`` and writing ``olabels`` (inf if none)."""
-    import kaldifst
-
-    fst = kaldifst.compose(kaldifst.make_linear_acceptor(ilabels), graph)
-    kaldifst.arcsort(fst, sort_type="olabel")  # compose() matches on the left FST's output labels
-    fst = kaldifst.compose(fst, kaldifst.make_linear_acceptor(olabels))
-    best = kaldifst.shortest_path(fst)
-    if best.num_states == 0:
-        return float("inf")
-    ok, _, _, weight = kaldifst.get_linear_symbol_sequence(best)
-    assert ok
-    return weight.value
-
-
 def _lm_best(lm, words: list[str]) -> list[str]:
     """Among the homophone variants of ``words``, the one the LM prefers."""
     variants = itertools.product(*[HOMOPHONES.get(w, (w,)) for w in words])
@@ -184,7 +170,7 @@ def test_path_cost_is_lm_plus_silence_plus_transitions(graph, lang) -> None:
         cols, trans = _frames(view, _phones_of(words, sil, prons), rng)
         expected = (-lang["lm"].sentence_log_prob(words) + _sil_cost(sil, opts.silence_prob)
                     + opts.self_loop_scale * trans)
-        got = _path_cost(g, list(cols + 1), [lang["ids"][w] for w in words])
+        got = path_cost(g, list(cols + 1), [lang["ids"][w] for w in words])
         assert got == pytest.approx(expected, abs=QUANT), (words, sil)
 
 
@@ -192,7 +178,7 @@ def test_homophones_are_both_reachable(graph, lang) -> None:
     view, _, g = graph
     cols, _ = _frames(view, _phones_of(["a", "cd"], [False, False, False]), np.random.default_rng(5))
     lm = lang["lm"]
-    costs = {w: _path_cost(g, list(cols + 1), [lang["ids"]["a"], lang["ids"][w]]) for w in ("cd", "seedy")}
+    costs = {w: path_cost(g, list(cols + 1), [lang["ids"]["a"], lang["ids"][w]]) for w in ("cd", "seedy")}
     assert all(math.isfinite(c) for c in costs.values())
     want = lm.sentence_log_prob(["a", "cd"]) - lm.sentence_log_prob(["a", "seedy"])
     assert costs["seedy"] - costs["cd"] == pytest.approx(want, abs=QUANT)
@@ -202,9 +188,9 @@ def test_impossible_paths_have_no_cost(graph, lang) -> None:
     view, _, g = graph
     cols, _ = _frames(view, _phones_of(["ab"], [False, False]), np.random.default_rng(6))
     ids = lang["ids"]
-    assert _path_cost(g, list(cols + 1), [ids["a"]]) == float("inf")  # wrong word
+    assert path_cost(g, list(cols + 1), [ids["a"]]) == float("inf")  # wrong word
     cut = cols[cols != cols[-1]]  # the last HMM state of b never visited
-    assert _path_cost(g, list(cut + 1), [ids["ab"]]) == float("inf")
+    assert path_cost(g, list(cut + 1), [ids["ab"]]) == float("inf")
 
 
 def test_no_silence_option(lang) -> None:
@@ -215,10 +201,10 @@ def test_no_silence_option(lang) -> None:
     words = ["a", "ab", "cd"]
     quiet, trans = _frames(view, _phones_of(words, [False] * 4), rng)
     ids = [lang["ids"][w] for w in words]
-    assert _path_cost(g, list(quiet + 1), ids) == pytest.approx(
+    assert path_cost(g, list(quiet + 1), ids) == pytest.approx(
         -lang["lm"].sentence_log_prob(words) + 0.1 * trans, abs=QUANT)
     noisy, _ = _frames(view, _phones_of(words, [True, False, True, False]), rng)
-    assert _path_cost(g, list(noisy + 1), ids) == float("inf")
+    assert path_cost(g, list(noisy + 1), ids) == float("inf")
 
 
 def test_minimised_graph_equals_unminimised(lang) -> None:
@@ -230,7 +216,7 @@ def test_minimised_graph_equals_unminimised(lang) -> None:
     for words, sil, prons in SENTENCES:
         cols, _ = _frames(view, _phones_of(words, sil, prons), rng)
         ids = [lang["ids"][w] for w in words]
-        assert _path_cost(small, list(cols + 1), ids) == pytest.approx(_path_cost(full, list(cols + 1), ids),
+        assert path_cost(small, list(cols + 1), ids) == pytest.approx(path_cost(full, list(cols + 1), ids),
                                                                        abs=QUANT)
 
 
@@ -243,7 +229,7 @@ def test_output_penalty_adds_per_word(graph, lang, tmp_path: Path) -> None:
     for words, sil, prons in SENTENCES:
         cols, _ = _frames(view, _phones_of(words, sil, prons), rng)
         ids = [lang["ids"][w] for w in words]
-        before, after = _path_cost(g, list(cols + 1), ids), _path_cost(pen, list(cols + 1), ids)
+        before, after = path_cost(g, list(cols + 1), ids), path_cost(pen, list(cols + 1), ids)
         assert after - before == pytest.approx(2.5 * len(words), abs=1e-3)
         path = best_path(_indicator(cols, view.num_pdfs), pen, SearchOptions(acoustic_scale=1.0))
         assert len(path.labels) == len(words)
