@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from asr.decode.network import scores
 from asr.graph.search import SearchOptions, best_path
 
 log = logging.getLogger(__name__)
@@ -70,7 +69,14 @@ class GridResult:
     frames: int = 0
 
 
-# Worker state: the graph read once, its penalised copies made on first use.
+def scores(logpost: np.ndarray, bias: np.ndarray, scale: float) -> np.ndarray:
+    """Search scores ``logpost - scale * bias``: [T, C] float32 (prior scale times log-priors
+    for hybrid models, blank penalty times the blank's indicator for CTC)."""
+    return np.ascontiguousarray(logpost - np.float32(scale) * bias, dtype=np.float32)
+
+
+# Worker state: the graph read once, its penalised copies made on first use. Workers import
+# no torch (this module needs numpy and the graph libraries only), so they start fast.
 _WORKER: dict = {}
 
 
@@ -117,53 +123,69 @@ def _decode_one(item: tuple[str, np.ndarray, Sequence[GridPoint]]):
     return utt, out, time.process_time() - t0
 
 
-def decode_grid(graph_path: str | os.PathLike, posteriors: Mapping[str, np.ndarray], bias: np.ndarray,
-                points: Sequence[GridPoint], opts: SearchOptions, num_workers: int = 1,
-                progress: bool = False, desc: str = "decode") -> GridResult:
-    """Decode every utterance at every point.
+class GridDecoder:
+    """Decodes sets of posteriors at grid points through one graph, with workers kept alive
+    between sets (``with GridDecoder(...) as dec: dec.decode(posteriors, points)``).
 
     Args:
         graph_path: the decoding graph (OpenFst binary; input label i reads column i-1).
-        posteriors: utt -> [T, C] log-posteriors.
         bias: [C] the vector scaled by each point's ``bias_scale``.
-        points: grid points.
         opts: search options (beam, max_active; the acoustic scale comes from the points).
         num_workers: worker processes (1: in this process).
-        progress: show a progress bar.
-        desc: the bar's label.
+        progress: show a progress bar per set.
     """
-    n = len(points)
-    res = GridResult([{} for _ in points], [0] * n, [0] * n, [0] * n)
-    items: Iterable = ((u, posteriors[u], tuple(points)) for u in sorted(posteriors))
-    bar = tqdm(total=len(posteriors), desc=desc, unit="utt", disable=not progress)
-    init_args = (str(Path(graph_path)), np.asarray(bias, dtype=np.float32), opts)
-    if num_workers <= 1 or len(posteriors) < 2:
-        _init(*init_args)
-        results = map(_decode_one, items)
-        pool = None
-    else:
-        ctx = mp.get_context("spawn")  # torch and OpenMP state must not be forked
-        pool = ctx.Pool(min(num_workers, len(posteriors)), initializer=_init, initargs=init_args)
-        results = pool.imap(_decode_one, items, chunksize=1)
-    try:
-        for utt, per_point, seconds in results:
-            res.search_seconds += seconds
-            res.frames += len(posteriors[utt])
-            for i, (labels, retried, final) in enumerate(per_point):
-                res.retried[i] += retried
-                if labels is None:
-                    res.failed[i] += 1
-                    res.hyps[i][utt] = []
-                else:
-                    res.not_final[i] += not final
-                    res.hyps[i][utt] = labels
-            bar.update(1)
-    finally:
-        bar.close()
-        if pool is not None:
-            pool.close()
-            pool.join()
-    return res
+
+    def __init__(self, graph_path: str | os.PathLike, bias: np.ndarray, opts: SearchOptions,
+                 num_workers: int = 1, progress: bool = False) -> None:
+        self.init_args = (str(Path(graph_path)), np.asarray(bias, dtype=np.float32), opts)
+        self.num_workers, self.progress = num_workers, progress
+        self.pool = None
+
+    def __enter__(self) -> "GridDecoder":
+        if self.num_workers > 1:
+            ctx = mp.get_context("spawn")  # torch and OpenMP state must not be forked
+            self.pool = ctx.Pool(self.num_workers, initializer=_init, initargs=self.init_args)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool.join()
+            self.pool = None
+
+    def decode(self, posteriors: Mapping[str, np.ndarray], points: Sequence[GridPoint],
+               desc: str = "decode") -> GridResult:
+        """Every utterance (utt -> [T, C] log-posteriors) at every point."""
+        n = len(points)
+        res = GridResult([{} for _ in points], [0] * n, [0] * n, [0] * n)
+        items: Iterable = ((u, posteriors[u], tuple(points)) for u in sorted(posteriors))
+        if self.pool is None:
+            _init(*self.init_args)  # the graph of this decoder (another may have run in this process)
+            results = map(_decode_one, items)
+        else:
+            results = self.pool.imap(_decode_one, items, chunksize=1)
+        with tqdm(total=len(posteriors), desc=desc, unit="utt", disable=not self.progress) as bar:
+            for utt, per_point, seconds in results:
+                res.search_seconds += seconds
+                res.frames += len(posteriors[utt])
+                for i, (labels, retried, final) in enumerate(per_point):
+                    res.retried[i] += retried
+                    if labels is None:
+                        res.failed[i] += 1
+                        res.hyps[i][utt] = []
+                    else:
+                        res.not_final[i] += not final
+                        res.hyps[i][utt] = labels
+                bar.update(1)
+        return res
+
+
+def decode_grid(graph_path: str | os.PathLike, posteriors: Mapping[str, np.ndarray], bias: np.ndarray,
+                points: Sequence[GridPoint], opts: SearchOptions, num_workers: int = 1,
+                progress: bool = False, desc: str = "decode") -> GridResult:
+    """Decode every utterance at every point (one set: :class:`GridDecoder` for one call)."""
+    with GridDecoder(graph_path, bias, opts, min(num_workers, max(1, len(posteriors))), progress) as dec:
+        return dec.decode(posteriors, points, desc)
 
 
 def log_failures(res: GridResult, index: int, total: int, where: str) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from asr.decode.grid import scores  # noqa: F401 - the search scores of a network, see above
 from asr.errors import AsrError
 from asr.nn.acoustic import AcousticModel
 from asr.train.tasks import CtcTask, HybridTask, task_from_description
@@ -132,8 +133,3 @@ def log_posteriors(net: Network, feats: Iterable[tuple[str, np.ndarray]], batch_
             chunk = []
     if chunk:
         yield from run(chunk)
-
-
-def scores(logpost: np.ndarray, bias: np.ndarray, scale: float) -> np.ndarray:
-    """Search scores ``logpost - scale * bias``: [T, C] float32 (see the module docstring)."""
-    return np.ascontiguousarray(logpost - np.float32(scale) * bias, dtype=np.float32)

@@ -15,6 +15,7 @@ scoring files (WER).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from asr.decode.grid import GridPoint, decode_grid, log_failures
+from asr.decode.grid import GridDecoder, GridPoint, log_failures
 from asr.decode.network import Network, log_posteriors
 from asr.decode.scoring import fold_to_39, score, write_scoring
 from asr.errors import AsrError
@@ -155,52 +156,60 @@ def decode_network(net: Network, graphs: Graphs, sets: Mapping[str, DecodeSet], 
     if cfg.words and graphs.words is not None and graphs.word_symbols is not None:
         table = graphs.word_symbols
         levels.append(_Level("words", graphs.words, lambda i: table[i]))
-    opts, kind = cfg.search(), net.kind
-    bias_name = _bias_name(kind)
+    opts = cfg.search()
     results: dict[str, Any] = {"tuned_on": tune_set, "decoding": {}, "test_sets": {}}
     best: dict[str, GridPoint] = {}
     order = [tune_set, *[n for n in sets if n != tune_set]]
-    for name in order:
-        d = sets[name]
-        post = dict(log_posteriors(net, d.feats(), cfg.batch_size, cfg.device))
-        entry: dict[str, Any] = {"per": None, "wer": None}
-        for level in levels:
-            refs = level.refs(d)
-            tuning = name == tune_set
-            if refs is None or (not tuning and level.name not in best):  # no refs here, or none on dev
-                continue
-            points = cfg.grid(kind, level.name) if tuning else [best[level.name]]
-            res = decode_grid(level.graph, post, net.bias, points, opts, cfg.num_workers, cfg.progress,
-                              desc=f"{name} {level.name}")
-            hyps = [_tokens(h, level.symbol) for h in res.hyps]
-            if tuning:
-                rates = [_rate(refs, h, level.name) for h in hyps]
-                i = min(range(len(points)), key=lambda k: rates[k])
-                best[level.name] = points[i]
-                results["decoding"][level.name] = {
-                    **points[i].as_dict(bias_name),
-                    "grid": [{**p.as_dict(bias_name), "error_rate": round(r, 2)} for p, r in zip(points, rates)]}
-                log.info("%s: %s tuned on %s: %s (error rate %.2f%%)", kind, level.name, name,
-                         ", ".join(f"{k} {v:g}" for k, v in points[i].as_dict(bias_name).items()), rates[i])
-            else:
-                i = 0
-            log_failures(res, i, len(post), f"{name} {level.name}")
-            metric = "per" if level.name == "phones" else "wer"
-            where = out / name if level.name == "phones" else out / name / "words"
-            scored = write_scoring(where, refs, hyps[i], metric)
-            if level.name == "phones":
-                entry.update(n_utts=scored["n_utts"], n_tokens=scored["n_tokens"],
-                             n_missing=scored["n_missing"], failed=res.failed[i])
-            else:
-                entry.update(n_words=scored["n_tokens"], word_failed=res.failed[i])
-            entry[metric] = scored[metric]
-            if res.frames:  # CPU seconds of one search of one frame (all grid points were searched)
-                entry[f"search_seconds_per_frame_{level.name}"] = res.search_seconds / res.frames / len(points)
-        if kind == "ctc":
-            entry["greedy_per"] = round(_rate(d.phones, _greedy(net, post), "phones"), 2)
-        results["test_sets"][name] = entry
-        log.info("%s: PER %s, WER %s", name, _fmt(entry["per"]), _fmt(entry["wer"]))
+    with contextlib.ExitStack() as stack:  # one set of search workers per graph, for all the sets
+        decoders = {lv.name: stack.enter_context(GridDecoder(lv.graph, net.bias, opts, cfg.num_workers, cfg.progress))
+                    for lv in levels}
+        for name in order:
+            results["test_sets"][name] = _decode_set(net, sets[name], name, name == tune_set, levels, decoders,
+                                                     best, results["decoding"], cfg, out)
     return results
+
+
+def _decode_set(net: Network, d: DecodeSet, name: str, tuning: bool, levels: list[_Level],
+                decoders: Mapping[str, GridDecoder], best: dict[str, GridPoint], decoding: dict[str, Any],
+                cfg: NetworkDecodeConfig, out: Path) -> dict[str, Any]:
+    """Decode and score one set at every level; on the tuning set, choose the values first
+    (into ``best`` and ``decoding``). Returns the set's ``results.json`` entry."""
+    kind, bias_name = net.kind, _bias_name(net.kind)
+    post = dict(log_posteriors(net, d.feats(), cfg.batch_size, cfg.device))
+    entry: dict[str, Any] = {"per": None, "wer": None}
+    for level in levels:
+        refs = level.refs(d)
+        if refs is None or (not tuning and level.name not in best):  # no refs here, or none on dev
+            continue
+        points = cfg.grid(kind, level.name) if tuning else [best[level.name]]
+        res = decoders[level.name].decode(post, points, desc=f"{name} {level.name}")
+        hyps = [_tokens(h, level.symbol) for h in res.hyps]
+        i = 0
+        if tuning:
+            rates = [_rate(refs, h, level.name) for h in hyps]
+            i = min(range(len(points)), key=lambda k: rates[k])
+            best[level.name] = points[i]
+            decoding[level.name] = {
+                **points[i].as_dict(bias_name),
+                "grid": [{**p.as_dict(bias_name), "error_rate": round(r, 2)} for p, r in zip(points, rates)]}
+            log.info("%s: %s tuned on %s: %s (error rate %.2f%%)", kind, level.name, name,
+                     ", ".join(f"{k} {v:g}" for k, v in points[i].as_dict(bias_name).items()), rates[i])
+        log_failures(res, i, len(post), f"{name} {level.name}")
+        metric = "per" if level.name == "phones" else "wer"
+        where = out / name if level.name == "phones" else out / name / "words"
+        scored = write_scoring(where, refs, hyps[i], metric)
+        if level.name == "phones":
+            entry.update(n_utts=scored["n_utts"], n_tokens=scored["n_tokens"],
+                         n_missing=scored["n_missing"], failed=res.failed[i])
+        else:
+            entry.update(n_words=scored["n_tokens"], word_failed=res.failed[i])
+        entry[metric] = scored[metric]
+        if res.frames:  # CPU seconds of one search of one frame (all grid points were searched)
+            entry[f"search_seconds_per_frame_{level.name}"] = res.search_seconds / res.frames / len(points)
+    if kind == "ctc":
+        entry["greedy_per"] = round(_rate(d.phones, _greedy(net, post), "phones"), 2)
+    log.info("%s: PER %s, WER %s", name, _fmt(entry["per"]), _fmt(entry["wer"]))
+    return entry
 
 
 def _greedy(net: Network, post: Mapping[str, np.ndarray]) -> dict[str, list[str]]:
