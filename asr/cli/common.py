@@ -77,9 +77,3 @@ def report_user_errors(fn: F) -> F:
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
-
-
-def not_built_yet(command: str, issue: str) -> None:
-    """Exit 2 with a one-line notice for a command whose stage has not landed."""
-    print(f"{command}: not built yet ({issue})", file=sys.stderr)
-    sys.exit(2)

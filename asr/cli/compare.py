@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from asr.cli.common import not_built_yet
+from asr.errors import AsrError
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="asr-compare",
-        description="Put per-epoch training time and PER/WER of several experiment dirs side by side.",
+        description="Put per-epoch training time and PER/WER of several experiment dirs side by side "
+                    "(a Markdown table on stdout, a PNG plot). A folder without a run of its own, "
+                    "such as a Hydra multirun folder, stands for every run below it.",
     )
     parser.add_argument("exp_dirs", nargs="+", metavar="DIR", help="experiment dirs (with history.jsonl, results.json)")
-    parser.add_argument("--out", metavar="FILE", help="PNG plot to write")
-    parser.parse_args(argv)
-    not_built_yet("asr-compare", "comparison lands with the training issue")
+    parser.add_argument("--out", metavar="FILE", default="compare.png", help="PNG plot to write (default: %(default)s)")
+    args = parser.parse_args(argv)
+    from asr.decode.compare import find_runs, format_table, plot_runs
+
+    try:
+        runs = find_runs(args.exp_dirs)
+        print(format_table(runs))
+        path = plot_runs(runs, args.out)
+    except AsrError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    print(f"\nplot: {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":
