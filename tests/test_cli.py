@@ -129,8 +129,9 @@ def test_missing_required_value_is_one_line() -> None:
 def test_missing_data_root_is_one_line(tmp_path: Path) -> None:
     res = _run("train", "recipe=timit_ligru", f"exp_dir={tmp_path}/exp", cwd=tmp_path)
     assert res.returncode == 1
-    assert res.stderr.strip().splitlines()[-1] == (
-        "error: missing required value 'data.root': set it on the command line, e.g. data.root=...")
+    line = res.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: missing required value 'data.root': set it on the command line, e.g. data.root=...")
+    assert "asr-prepare corpus=mini_timit" in line  # and the way to a corpus
 
 
 def test_missing_corpus_names_the_path_and_override(tmp_path: Path) -> None:

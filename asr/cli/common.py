@@ -60,6 +60,11 @@ class RankFilter(logging.Filter):
         return True
 
 
+# What a missing value is, where it helps to say more than its name.
+_HINTS = {"data.root": " (the folder holding TIMIT's TRAIN/ and TEST/; no corpus at hand? make the "
+                       "synthetic one with: asr-prepare corpus=mini_timit out=DIR)"}
+
+
 def report_user_errors(fn: F) -> F:
     """Turn an :class:`AsrError` into one ``error: ...`` line on stderr and exit status 1."""
 
@@ -73,7 +78,9 @@ def report_user_errors(fn: F) -> F:
             sys.exit(1)
         except MissingMandatoryValue as e:
             key = e.full_key or "?"
-            print(f"error: missing required value '{key}': set it on the command line, e.g. {key}=...", file=sys.stderr)
+            hint = _HINTS.get(key, "")
+            print(f"error: missing required value '{key}': set it on the command line, e.g. {key}=...{hint}",
+                  file=sys.stderr)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
