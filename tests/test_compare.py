@@ -50,6 +50,7 @@ def test_table_figures_come_from_the_runs(tmp_path: Path) -> None:
     a = _run_dir(tmp_path / "sweep" / "0", "ligru", [10.0, 12.0, 14.0], [30.0, 25.0, 26.0], _sloppy)
     b = _run_dir(tmp_path / "sweep" / "1", "gru", [30.0, 30.0], [28.0, 27.0], _perfect, threads=2, load=5.0)
     (tmp_path / "sweep" / "multirun.yaml").write_text("hydra: {}\n")
+    (tmp_path / "sweep" / "0" / "decode" / "results.json").write_text("{}")  # the decode stage's own: not a run
     runs = find_runs([tmp_path / "sweep"])  # a multirun folder: every run below it
     assert [r.name for r in runs] == ["0", "1"]
     table = format_table(runs)

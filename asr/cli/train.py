@@ -103,9 +103,25 @@ def feature_config(feats: dict) -> "FeatureConfig":
     return FeatureConfig(**{k: feats[k] for k in TRANSFORM_FIELDS})
 
 
+def _sweep_job_folders(cfg: DictConfig) -> None:
+    """Under ``-m`` (a sweep) every job trains in its own folder, Hydra's job folder
+    (``hydra.sweep.dir``/``subdir``), and the jobs share the stages that do not depend on the
+    network through ``<sweep dir>/cache`` unless ``cache_dir`` is set."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:
+        return
+    cfg.exp_dir = str(Path(hc.runtime.output_dir).absolute())
+    if cfg.cache_dir is None:
+        cfg.cache_dir = str(Path(hc.sweep.dir).absolute() / "cache")
+
+
 @hydra_app("train")
 @report_user_errors
 def main(cfg: DictConfig) -> None:
+    _sweep_job_folders(cfg)
     settings = settings_from_config(cfg)
     from asr.recipe.run import run_recipe
 

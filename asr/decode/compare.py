@@ -2,7 +2,7 @@
 
 A run is a folder with ``history.jsonl`` (per-epoch figures of the training loop) and/or
 ``results.json`` (the decoding stage's summary); a folder holding neither (a Hydra multirun
-folder, a sweep) stands for every run below it. :func:`compare_runs` gathers them,
+folder, a sweep) stands for every run below it. :func:`find_runs` gathers them,
 :func:`format_table` writes the Markdown table and :func:`plot_runs` the PNG.
 
 Error rates carry a 95 % bootstrap interval over utterances, from the per-utterance
@@ -120,8 +120,14 @@ def find_runs(dirs: Sequence[str | os.PathLike]) -> list[Run]:
         if _is_run(p):
             found.append(p)
             continue
-        below = sorted({f.parent for pattern in ("results.json", "history.jsonl") for f in p.rglob(pattern)
-                        if _is_run(f.parent) and "previous" not in f.parent.relative_to(p).parts})
+        candidates = sorted({f.parent for pattern in ("results.json", "history.jsonl") for f in p.rglob(pattern)
+                             if "previous" not in f.parent.relative_to(p).parts},
+                            key=lambda c: len(c.parts))
+        below: list[Path] = []
+        for c in candidates:  # a run's own subfolders (decode/ has a results.json too) are not runs
+            if not any(k in c.parents for k in below):
+                below.append(c)
+        below.sort()
         if not below:
             raise AsrError(f"asr-compare: {p} holds no run (no history.jsonl or results.json in it or below it)")
         found.extend(below)
