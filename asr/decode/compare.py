@@ -121,10 +121,10 @@ def find_runs(dirs: Sequence[str | os.PathLike]) -> list[Run]:
             found.append(p)
             continue
         candidates = sorted({f.parent for pattern in ("results.json", "history.jsonl") for f in p.rglob(pattern)
-                             if "previous" not in f.parent.relative_to(p).parts},
+                             if "previous" not in f.parent.relative_to(p).parts and _is_run(f.parent)},
                             key=lambda c: len(c.parts))
         below: list[Path] = []
-        for c in candidates:  # a run's own subfolders (decode/ has a results.json too) are not runs
+        for c in candidates:  # folders inside a run are not runs of their own
             if not any(k in c.parents for k in below):
                 below.append(c)
         below.sort()
@@ -140,7 +140,9 @@ def find_runs(dirs: Sequence[str | os.PathLike]) -> list[Run]:
 
 
 def _is_run(p: Path) -> bool:
-    return (p / "history.jsonl").is_file() or (p / "results.json").is_file()
+    """An experiment folder: training history or a results summary, and not a stage folder
+    (stages, such as ``decode/`` or a GMM stage in a cache, have a ``done.json``)."""
+    return ((p / "history.jsonl").is_file() or (p / "results.json").is_file()) and not (p / "done.json").is_file()
 
 
 def _read_run(path: Path, name: str) -> Run:
