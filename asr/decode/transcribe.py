@@ -36,7 +36,7 @@ from asr.features.cmvn import cmvn_stats
 from asr.features.config import FeatureConfig
 from asr.features.extract import compute_features
 from asr.features.store import transform_features
-from asr.graph.ngram_lm import read_symbol_table
+from asr.graph.ngram_lm import read_symbols_by_id
 from asr.graph.search import SearchOptions
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class Transcriber:
         if not self.graphs["phones"].is_file():
             raise AsrError(f"{self.graphs['phones']}: the run's decoding graph is missing; run asr-decode "
                            f"checkpoint={checkpoint} once to build it")
-        self.words = {i: w for w, i in read_symbol_table(lang / "words.txt").items()} \
+        self.words = read_symbols_by_id(lang / "words.txt") \
             if self.graphs["words"].is_file() and (lang / "words.txt").is_file() else None
         self.points = self._tuned_points()
         self.fmllr_min_counts = fmllr_min_counts

@@ -26,11 +26,10 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-import numpy as np
 
 from asr.data.lexicon import Lexicon
 from asr.errors import AsrError
-from asr.graph.fst_util import FstArrays, fst_from_arrays, fst_size, fst_to_arrays, lg_fst, remove_input_labels
+from asr.graph.fst_util import ArcList, fst_size, fst_to_arrays, lg_fst, remove_input_labels
 from asr.graph.ngram_lm import read_symbol_table
 
 if TYPE_CHECKING:
@@ -58,18 +57,17 @@ def ctc_topology(num_tokens: int) -> kaldifst.StdVectorFst:
     n = int(num_tokens)
     if n < 2:
         raise AsrError(f"CTC topology: need the blank and at least one token, got {num_tokens}")
-    src, dst, ilab, olab = [0], [0], [1], [0]
+    arcs = ArcList()
+    arcs.add(0, 0, 1, 0)
     for t in range(1, n):
-        src.append(0), dst.append(t), ilab.append(t + 1), olab.append(t)
+        arcs.add(0, t, t + 1, t)
     for s in range(1, n):
-        src.append(s), dst.append(s), ilab.append(s + 1), olab.append(0)
-        src.append(s), dst.append(0), ilab.append(1), olab.append(0)
+        arcs.add(s, s, s + 1, 0)
+        arcs.add(s, 0, 1, 0)
         for t in range(1, n):
             if t != s:
-                src.append(s), dst.append(t), ilab.append(t + 1), olab.append(t)
-    return fst_from_arrays(FstArrays(0, np.zeros(n, np.float32), np.asarray(src, np.int64),
-                                     np.asarray(dst, np.int64), np.asarray(ilab, np.int32),
-                                     np.asarray(olab, np.int32), np.zeros(len(src), np.float32)))
+                arcs.add(s, t, t + 1, t)
+    return arcs.to_fst(n, 0, {s: 0.0 for s in range(n)})
 
 
 def _compose_t(num_tokens: int, right: kaldifst.StdVectorFst, what: str) -> kaldifst.StdVectorFst:

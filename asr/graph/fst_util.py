@@ -180,6 +180,34 @@ def fst_from_arrays(arr: FstArrays) -> kaldifst.StdVectorFst:
         return kaldifst.StdVectorFst.read(path)
 
 
+class ArcList:
+    """Arcs collected one at a time while a graph is written out, then made into an FST."""
+
+    def __init__(self) -> None:
+        self.src: list[int] = []
+        self.dst: list[int] = []
+        self.ilabel: list[int] = []
+        self.olabel: list[int] = []
+        self.weight: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def add(self, src: int, dst: int, ilabel: int, olabel: int, weight: float = 0.0) -> None:
+        self.src.append(src), self.dst.append(dst), self.ilabel.append(ilabel)
+        self.olabel.append(olabel), self.weight.append(weight)
+
+    def to_fst(self, num_states: int, start: int, finals: Mapping[int, float]) -> kaldifst.StdVectorFst:
+        """The FST of these arcs over states ``0 .. num_states - 1`` (:func:`fst_from_arrays`);
+        ``finals``: state -> final cost."""
+        final = np.full(num_states, np.inf, dtype=np.float32)
+        for state, cost in finals.items():
+            final[state] = cost
+        return fst_from_arrays(FstArrays(start, final, np.asarray(self.src, np.int64), np.asarray(self.dst, np.int64),
+                                         np.asarray(self.ilabel, np.int32), np.asarray(self.olabel, np.int32),
+                                         np.asarray(self.weight, np.float32)))
+
+
 def fst_size(fst: kaldifst.StdVectorFst) -> tuple[int, int]:
     """(states, arcs) of ``fst``."""
     return fst.num_states, sum(fst.num_arcs(s) for s in range(fst.num_states))
@@ -314,15 +342,8 @@ def lexicon_fst(lexicon: Lexicon, phone_ids: Mapping[str, int], word_ids: Mappin
     if disambig and WORD_DISAMBIG not in word_ids:
         raise AsrError(f"lexicon FST: the word symbol table has no {WORD_DISAMBIG}")
 
-    src: list[int] = []
-    dst: list[int] = []
-    ilab: list[int] = []
-    olab: list[int] = []
-    cost: list[float] = []
-
-    def arc(s: int, d: int, i: int, o: int, w: float) -> None:
-        src.append(s), dst.append(d), ilab.append(i), olab.append(o), cost.append(w)
-
+    arcs = ArcList()
+    arc = arcs.add
     if with_sil:
         start, loop, sil = 0, 1, 2
         num_states = 3
@@ -346,11 +367,7 @@ def lexicon_fst(lexicon: Lexicon, phone_ids: Mapping[str, int], word_ids: Mappin
         arc(cur, loop, labels[-1], out, no_sil_cost)
         if with_sil:
             arc(cur, sil, labels[-1], out, sil_cost)
-    final = np.full(num_states, np.inf, dtype=np.float32)
-    final[loop] = 0.0
-    fst = fst_from_arrays(FstArrays(start, final, np.asarray(src, np.int64), np.asarray(dst, np.int64),
-                                    np.asarray(ilab, np.int32), np.asarray(olab, np.int32),
-                                    np.asarray(cost, np.float32)))
+    fst = arcs.to_fst(num_states, start, {loop: 0.0})
     import kaldifst
 
     if disambig:

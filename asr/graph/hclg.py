@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asr.errors import AsrError
+from asr.graph.fst_util import ArcList
 from asr.graph.hmm_view import HmmView
 from asr.graph.phone_lm import BigramLm
 
@@ -65,8 +66,6 @@ def build_graph(view: HmmView, lm: BigramLm, opts: GraphOptions | None = None):
     Raises:
         AsrError: the LM's phones differ from the model's.
     """
-    import kaldifst
-
     opts = opts or GraphOptions()
     if list(lm.phones) != list(view.phones):
         extra = sorted(set(lm.phones) ^ set(view.phones))
@@ -78,15 +77,8 @@ def build_graph(view: HmmView, lm: BigramLm, opts: GraphOptions | None = None):
     fwd_cost = -opts.self_loop_scale * view.log_forward
     lefts = [*range(v), view.boundary] if view.context_dependent else [view.boundary]
 
-    src: list[int] = []
-    dst: list[int] = []
-    ilab: list[int] = []
-    olab: list[int] = []
-    cost: list[float] = []
-
-    def arc(s: int, d: int, i: int, o: int, w: float) -> None:
-        src.append(s), dst.append(d), ilab.append(i), olab.append(o), cost.append(w)
-
+    arcs = ArcList()
+    arc = arcs.add
     start, final = 0, 1
     num_states = 2
     node: dict[tuple[int, int], int] = {}
@@ -125,14 +117,8 @@ def build_graph(view: HmmView, lm: BigramLm, opts: GraphOptions | None = None):
             pdfs = tuple(view.pdf(a, b, c, s) for s in range(view.num_states[b]))
             arc(n, tail(b, pdfs, dest), pdfs[0] + 1, b + 1, float(lm_cost[b, c]))
 
-    g = kaldifst.StdVectorFst()
-    for _ in range(num_states):
-        g.add_state()
-    g.start = start
-    g.set_final(final, 0.0)
-    for s, d, i, o, w in zip(src, dst, ilab, olab, cost):
-        g.add_arc(s, kaldifst.StdArc(i, o, w, d))
-    log.info("decoding graph: %d states, %d arcs (%s model, %d phones)", num_states, len(src),
+    g = arcs.to_fst(num_states, start, {final: 0.0})
+    log.info("decoding graph: %d states, %d arcs (%s model, %d phones)", num_states, len(arcs),
              "context-dependent" if view.context_dependent else "monophone", v)
     return g
 

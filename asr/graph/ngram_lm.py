@@ -430,6 +430,11 @@ def read_symbol_table(path: str | os.PathLike) -> dict[str, int]:
     return table
 
 
+def read_symbols_by_id(path: str | os.PathLike) -> dict[int, str]:
+    """A symbol table as id -> symbol (the output labels of a graph back to words)."""
+    return {i: sym for sym, i in read_symbol_table(path).items()}
+
+
 def make_word_g_fst(arpa: str | os.PathLike, words_txt: str | os.PathLike, out_path: str | os.PathLike,
                     *, max_arpa_warnings: int = 30) -> kaldifst.StdVectorFst:
     """The grammar FST G of an ARPA LM, Kaldi style, with kaldilm's ``arpa2fst``.

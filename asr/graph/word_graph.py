@@ -46,7 +46,7 @@ import numpy as np
 
 from asr.data.lexicon import Lexicon
 from asr.errors import AsrError
-from asr.graph.fst_util import FstArrays, fst_from_arrays, fst_size, fst_to_arrays, lg_fst
+from asr.graph.fst_util import ArcList, FstArrays, fst_from_arrays, fst_size, fst_to_arrays, lg_fst
 from asr.graph.hmm_view import HmmView
 from asr.graph.ngram_lm import read_symbol_table
 
@@ -127,10 +127,7 @@ def _make_h(view: HmmView, windows: list[tuple[int, int, int] | None]) -> _H:
     """H (see the module docstring): start state 0 is final; each window's chain loops back
     to it, chain tails after the first arc are shared between windows."""
     labels: dict[tuple[int, int], int] = {}
-    src: list[int] = []
-    dst: list[int] = []
-    ilab: list[int] = []
-    olab: list[int] = []
+    arcs = ArcList()
     num_states = 1
     tails: dict[tuple[int, ...], int] = {(): 0}
 
@@ -144,7 +141,7 @@ def _make_h(view: HmmView, windows: list[tuple[int, int, int] | None]) -> _H:
         num_states += 1
         tails[seq] = st
         nxt = tail(seq[1:])
-        src.append(st), dst.append(nxt), ilab.append(seq[0]), olab.append(0)
+        arcs.add(st, nxt, seq[0], 0)
         return st
 
     num_phones = len(view.phones)
@@ -168,18 +165,14 @@ def _make_h(view: HmmView, windows: list[tuple[int, int, int] | None]) -> _H:
                 lab = labels[key] = len(labels) + 1
             seq.append(lab)
         nxt = tail(tuple(seq[1:]))
-        src.append(0), dst.append(nxt), ilab.append(seq[0]), olab.append(j)
+        arcs.add(0, nxt, seq[0], j)
     k = len(labels)
     disambig = []
     for n, j in enumerate(disambig_for):
         d = k + 1 + n
         disambig.append(d)
-        src.append(0), dst.append(0), ilab.append(d), olab.append(j)
-    final = np.full(num_states, np.inf, dtype=np.float32)
-    final[0] = 0.0
-    fst = fst_from_arrays(FstArrays(0, final, np.asarray(src, np.int64), np.asarray(dst, np.int64),
-                                    np.asarray(ilab, np.int32), np.asarray(olab, np.int32),
-                                    np.zeros(len(src), np.float32)))
+        arcs.add(0, 0, d, j)
+    fst = arcs.to_fst(num_states, 0, {0: 0.0})
     hmm_state = np.zeros(k + 1, dtype=np.int64)
     pdf = np.zeros(k + 1, dtype=np.int64)
     for (h, p), lab in labels.items():

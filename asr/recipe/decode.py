@@ -28,7 +28,7 @@ from asr.decode.results import format_results_table, history_summary, write_resu
 from asr.errors import AsrError
 from asr.features.store import FeatureStore
 from asr.graph.fst_util import read_lang_lexicon
-from asr.graph.ngram_lm import read_symbol_table
+from asr.graph.ngram_lm import read_symbol_table, read_symbols_by_id
 from asr.recipe.gmm import GmmModels
 from asr.recipe.lang import Lang
 from asr.recipe.settings import RecipeSettings
@@ -77,17 +77,13 @@ def network_graphs(s: RecipeSettings, net: Network, lang: Lang, models: GmmModel
         if words:
             w = models.word_graph(stage)
             stages.append(w)
-            graphs.words, graphs.word_symbols = w.path / "HCLG.fst", _by_id(lang.path / "words.txt")
+            graphs.words, graphs.word_symbols = w.path / "HCLG.fst", read_symbols_by_id(lang.path / "words.txt")
         return graphs, stages
     r = ctc_graphs(s, lang)
     graphs = Graphs(r.path / "phones.fst", list(net.task.tokens[1:]))
     if words and (r.path / "words.fst").is_file():
-        graphs.words, graphs.word_symbols = r.path / "words.fst", _by_id(lang.path / "words.txt")
+        graphs.words, graphs.word_symbols = r.path / "words.fst", read_symbols_by_id(lang.path / "words.txt")
     return graphs, [r]
-
-
-def _by_id(words_txt: Path) -> dict[int, str]:
-    return {i: w for w, i in read_symbol_table(words_txt).items()}
 
 
 def _decode_sets(names: list[str], sets: Mapping[str, Path], stores: Mapping[str, FeatureStore],

@@ -32,7 +32,7 @@ from asr.errors import AsrError
 from asr.features.store import FeatureStore, compute_feature_store
 from asr.graph.fst_util import read_lang_lexicon
 from asr.graph.hclg import GraphOptions, build_graph
-from asr.graph.ngram_lm import read_symbol_table
+from asr.graph.ngram_lm import read_symbols_by_id
 from asr.graph.word_graph import WordGraphOptions, build_word_graph
 from asr.hmm.align_data import align_data_dir
 from asr.hmm.model import GmmHmm
@@ -253,7 +253,7 @@ def decode_gmm_stage(s: RecipeSettings, stage: str, sets: Mapping[str, Path], st
 
 def word_symbols(words_txt: Path) -> list[str]:
     """Output symbols of a word graph by label - 1 (``words.txt`` ids; ``#0``, ``<s>``, ``</s>`` included)."""
-    by_id = {i: w for w, i in read_symbol_table(words_txt).items()}
+    by_id = read_symbols_by_id(words_txt)
     return [by_id.get(i, f"<{i}>") for i in range(1, max(by_id) + 1)]
 
 

@@ -19,6 +19,7 @@ from asr.errors import AsrError
 from asr.recipe.decode import decode_checkpoint
 from asr.recipe.run import before_training
 from asr.recipe.settings import RecipeSettings
+from asr.recipe.train import read_token_table
 from asr.stage import read_done, stage_cache
 from asr.train.checkpoint import load_checkpoint
 
@@ -97,7 +98,7 @@ def decode_only(s: RecipeSettings, checkpoint: Path) -> dict[str, Any]:
     with stage_cache(s.cache_dir):
         _, (sets, stores, lang, models, gmm) = before_training(s, "align")
         if ckpt["task"]["name"] == "ctc":
-            tokens = (lang.path / "tokens.txt").read_text().split()[::2]
+            tokens = read_token_table(lang.path / "tokens.txt")
             if tokens != list(ckpt["task"]["tokens"]):
                 raise AsrError(f"checkpoint={checkpoint}: its tokens differ from {lang.path / 'tokens.txt'}")
         return decode_checkpoint(s, checkpoint, sets, stores, lang, models, gmm)
