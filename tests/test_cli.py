@@ -244,6 +244,34 @@ def test_gmm_size_presets_are_one_group_option(recipe: str) -> None:
     assert small.gmm.mono.total_gauss == 800
 
 
+@pytest.mark.parametrize("cell", CELLS)
+def test_cpu_preset_is_one_option_sizing_every_cell_and_task(cell: str) -> None:
+    full = _settings(f"recipe=timit_{cell}")
+    hybrid = _settings(f"recipe=timit_{cell}", "preset=cpu")
+    ctc = _settings(f"recipe=timit_{cell}_ctc", "preset=cpu")
+    size = (4, 384) if cell == "mlp" else (3, 160)
+    for s in (hybrid, ctc):
+        assert s.model.cell == cell and (s.model.num_layers, s.model.hidden_size) == size
+        assert s.gmm.tri1_tree.max_leaves == 500  # GMM sizes for one hour of speech
+    assert (full.model.num_layers, full.model.hidden_size) != size and full.gmm.tri1_tree.max_leaves == 2500
+    assert (hybrid.optim.lr, hybrid.optim.epochs, hybrid.optim.newbob_factor) == (0.0016, 8, 0.5)
+    assert (ctc.optim.lr, ctc.optim.epochs, ctc.optim.newbob_factor) == (0.0004, 12, 1.0)
+    # the preset's other cell options stay the cell's own (LiGRU's batch norm is not carried over)
+    assert hybrid.model.dropout == full.model.dropout
+    later = _settings(f"recipe=timit_{cell}", "preset=cpu", "model.hidden_size=64", "optim.epochs=2",
+                      "task/gmm=mini_timit_tiny")
+    assert later.model.hidden_size == 64 and later.optim.epochs == 2 and later.gmm.tri1_tree.max_leaves == 180
+
+
+def test_multi_condition_and_gmm_decode_stages_reach_the_settings() -> None:
+    s = _settings("recipe=timit_ligru", "data.multi_condition=[babble_snr5,reverb_t60_400]",
+                  "task.gmm_decode_stages=[tri3]")
+    assert s.multi_condition == ["babble_snr5", "reverb_t60_400"] and s.gmm_decode_stages == ["tri3"]
+    assert s.train_copies == ["train_babble_snr5", "train_reverb_t60_400"]
+    d = _settings("recipe=timit_ligru")
+    assert d.multi_condition == [] and d.train_copies == [] and d.gmm_decode_stages is None
+
+
 def test_fmllr_needs_tri3() -> None:
     from asr.errors import AsrError
 
@@ -325,7 +353,7 @@ def test_schemas_cover_every_option_and_match_their_consumers() -> None:
 ALTERNATIVES = {"cmvn": "none", "window_type": "hamming", "impl": "reference", "nonlinearity": "tanh",
                 "alignment_stage": "tri2", "stop_stage": "data", "front_mlp": [64], "head_mlp": [32],
                 "device": "cpu", "amp": "none", "max_frames": 4000,
-                "targets": "/some/exp"}
+                "targets": "/some/exp", "multi_condition": ["babble_snr5"], "gmm_decode_stages": ["tri3"]}
 
 
 def _perturbed(key: str, value: Any) -> Any:

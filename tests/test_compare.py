@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asr.decode.compare import bootstrap, find_runs, format_table, per_utt_counts
+from asr.decode.compare import bootstrap, find_runs, format_table, gmm_baselines, per_utt_counts
 from asr.decode.scoring import write_scoring
 
 BIN = Path(sys.executable).parent
@@ -73,6 +73,31 @@ def test_table_figures_come_from_the_runs(tmp_path: Path) -> None:
     assert row1["test per"] == "0.00 [0.00, 0.00]"
 
 
+def test_gmm_rows_come_once_from_the_shared_decode_folder(tmp_path: Path) -> None:
+    refs = {f"u{i}": ["aa", "b", "sil"] for i in range(20)}
+    cache = tmp_path / "sweep" / "cache" / "gmm+decode_tri3-abc"
+    gmm = {}
+    for name in ("dev", "test"):
+        per = write_scoring(cache / name, refs, {u: _sloppy(u, r) for u, r in refs.items()})["per"]
+        wer = write_scoring(cache / "words" / name, refs, {u: list(r) for u, r in refs.items()}, metric="wer")["wer"]
+        gmm[name] = {"per": per, "wer": wer}
+    for job in ("0", "1"):  # both jobs link the same GMM decode stage
+        res = _run_dir(tmp_path / "sweep" / job, "ligru", [10.0], [30.0], _perfect)
+        res["gmm"] = {"tri3": gmm}
+        (tmp_path / "sweep" / job / "results.json").write_text(json.dumps(res))
+        (tmp_path / "sweep" / job / "gmm").mkdir()
+        (tmp_path / "sweep" / job / "gmm" / "decode_tri3").symlink_to(cache)
+    runs = find_runs([tmp_path / "sweep"])
+    base = gmm_baselines(runs)
+    assert [b.name for b in base] == ["tri3"] and gmm_baselines(runs, ["mono"]) == []
+    lines = format_table(runs + base).splitlines()
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    row = dict(zip(head, (c.strip() for c in lines[4].strip("|").split("|"))))
+    assert row["run"] == "tri3" and row["recipe"] == "GMM-HMM" and row["s/epoch"] == "-"
+    assert row["test per"].startswith(f"{gmm['test']['per']:.2f} [") and row["timing notes"] == "-"
+    assert row["test wer"] == "0.00 [0.00, 0.00]"
+
+
 def test_bootstrap_interval_narrows_with_more_utterances() -> None:
     rng = np.random.default_rng(0)
     small = rng.integers(0, 4, 20), np.full(20, 10)
@@ -95,6 +120,7 @@ def test_cli_prints_the_table_writes_the_png_and_names_a_bad_folder(tmp_path: Pa
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("| run | recipe | cell | params | s/epoch |") and "| b | timit_lstm | lstm |" in r.stdout
+    assert "GMM-HMM" not in r.stdout  # these runs decoded no GMM stage
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (tmp_path / "empty").mkdir()
     r = subprocess.run([str(BIN / "asr-compare"), str(tmp_path / "empty")], capture_output=True, text=True, timeout=120)

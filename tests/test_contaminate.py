@@ -11,7 +11,8 @@ import soundfile as sf
 from scipy.signal import welch
 
 import asr.data.contaminate as contaminate_module
-from asr.data.contaminate import contaminate_data_dir, contaminated_set_name, parse_set_name
+from asr.data.contaminate import (babble_speaker_pools, contaminate_data_dir, contaminated_set_name,
+                                  parse_set_name)
 from asr.data.kaldi_dir import DataDir, Segment, read_data_dir, write_data_dir
 from asr.data.noise import pink_noise, white_noise
 from asr.data.reverb import estimate_t60
@@ -172,6 +173,31 @@ def test_babble_from_other_speakers(target, tmp_path):
     with pytest.raises(AsrError, match="babble needs 5 speakers.*only 4"):
         contaminate_data_dir(src, tmp_path / "out5", noise="babble", snr_db=3,
                              babble_source=babble_src, num_babble_speakers=5)
+
+
+def test_babble_pools_are_disjoint_halves_and_a_copy_never_hears_its_own_speaker(tmp_path):
+    speakers = [f"F{i}" for i in range(5)] + [f"M{i}" for i in range(6)]
+    train_pool, test_pool = babble_speaker_pools(reversed(speakers))
+    assert not set(train_pool) & set(test_pool) and sorted(train_pool + test_pool) == sorted(speakers)
+    assert abs(len(train_pool) - len(test_pool)) <= 1
+    assert {s[0] for s in train_pool} == {s[0] for s in test_pool} == {"F", "M"}  # both genders in each
+    # A training copy: the babble source is the set itself, drawn from a pool that holds its speakers.
+    pitches = {"s1": 97.0, "s2": 131.0, "s3": 163.0, "s4": 187.0}
+    src, _ = _write_dir(tmp_path / "train", pitches, utts_per_speaker=3, seed=3)
+    pool = ["s1", "s2", "s3"]
+    out = contaminate_data_dir(src, tmp_path / "copy", noise="babble", snr_db=5, seed=1,
+                               babble_source=src, babble_speakers=pool, num_babble_speakers=2)
+    info = json.loads((out / "contamination.json").read_text())
+    assert info["settings"]["babble_speakers"] == pool
+    for utt, u in info["utterances"].items():
+        used = [b.split("-")[0] for b in u["babble"]]
+        assert len(set(used)) == 2 and set(used) <= set(pool) and utt.split("-")[0] not in used
+    with pytest.raises(AsrError, match="babble needs 3 speakers other than 's1'; the pool has 2"):
+        contaminate_data_dir(src, tmp_path / "copy3", noise="babble", snr_db=5, babble_source=src,
+                             babble_speakers=pool, num_babble_speakers=3)
+    with pytest.raises(AsrError, match="speaker.*nobody not in the babble source"):
+        contaminate_data_dir(src, tmp_path / "copy4", noise="babble", snr_db=5, babble_source=src,
+                             babble_speakers=["s1", "nobody"], num_babble_speakers=1)
 
 
 # ---------------------------------------------------------------- reverberation

@@ -17,11 +17,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("exp_dirs", nargs="+", metavar="DIR", help="experiment dirs (with history.jsonl, results.json)")
     parser.add_argument("--out", metavar="FILE", default="compare.png", help="PNG plot to write (default: %(default)s)")
+    parser.add_argument("--gmm", metavar="STAGES", default="all",
+                        help="GMM-HMM baseline rows: comma-separated stages (tri3), 'all' (default) or 'none'")
     args = parser.parse_args(argv)
-    from asr.decode.compare import find_runs, format_table, plot_runs
+    from asr.decode.compare import find_runs, format_table, gmm_baselines, plot_runs
 
     try:
         runs = find_runs(args.exp_dirs)
+        if args.gmm != "none":
+            runs += gmm_baselines(runs, None if args.gmm == "all" else args.gmm.split(","))
         print(format_table(runs))
         path = plot_runs(runs, args.out)
     except AsrError as e:

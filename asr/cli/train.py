@@ -70,6 +70,8 @@ def settings_from_config(cfg: DictConfig) -> "RecipeSettings":
         cache_dir=Path(c["cache_dir"]) if c["cache_dir"] is not None else None,
         decoding=decode_config(c.get("decode", {})),
         config=c,
+        multi_condition=list(data.get("multi_condition", [])),
+        gmm_decode_stages=task.get("gmm_decode_stages"),
     )
 
 

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -144,6 +145,7 @@ def contaminate_data_dir(
     babble_source: DataDir | str | os.PathLike | None = None,
     num_babble_speakers: int = 5,
     num_rirs: int = 8,
+    babble_speakers: Sequence[str] | None = None,
 ) -> Path:
     """Write a noisy and/or reverberant copy of data dir ``src`` to ``out_dir``.
 
@@ -184,6 +186,10 @@ def contaminate_data_dir(
         babble_source: data dir of other speakers of the same corpus; required for babble.
         num_babble_speakers: voices per babble signal (default 5).
         num_rirs: rooms simulated per (seed, T60); each utterance draws one (default 8).
+        babble_speakers: draw babble only from these speakers of ``babble_source`` (one
+            pool of :func:`babble_speaker_pools`), never from the utterance's own speaker;
+            ``src`` may then be the babble source itself (a multi-condition copy of the
+            training set). None: every ``babble_source`` speaker absent from ``src``.
 
     Returns:
         ``out_dir``.
@@ -218,11 +224,16 @@ def contaminate_data_dir(
         "source": _fingerprint(data),
         "babble_source": _fingerprint(babble_data) if babble_data is not None else None,
     }
+    if noise == "babble" and babble_speakers is not None:
+        settings["babble_speakers"] = sorted(babble_speakers)
 
     def build(staging: Path) -> dict:
         babble = None
         if babble_data is not None:
-            babble = BabbleSource(babble_data, set(data.utt2spk.values()), num_babble_speakers)
+            if babble_speakers is None:
+                babble = BabbleSource(babble_data, set(data.utt2spk.values()), num_babble_speakers)
+            else:  # a pool: each utterance leaves out only its own speaker
+                babble = BabbleSource(babble_data, set(), num_babble_speakers, speakers=babble_speakers)
         rooms = _RirPool(seed, t60_ms, num_rirs) if t60_ms is not None else None
         (staging / "wav").mkdir()
         info, durations = {}, {}
@@ -245,6 +256,19 @@ def contaminate_data_dir(
     run_stage(out_dir, settings, build, name=f"data/{out_dir.name}", version=_FORMAT_VERSION, check=audio_present,
               inputs=[p for p in (src, babble_source) if isinstance(p, (str, os.PathLike)) and read_done(p)])
     return out_dir
+
+
+def babble_speaker_pools(speakers: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Split a corpus's training speakers into two disjoint babble pools: (training-time,
+    test-time). Sorted speakers alternate between them, so each pool has about half of
+    each gender (TIMIT's ids start with it). A multi-condition model then never hears the
+    voices of the test babble.
+
+    >>> babble_speaker_pools(["FA", "FB", "MA", "MB", "MC"])
+    (['FB', 'MB'], ['FA', 'MA', 'MC'])
+    """
+    ordered = sorted(set(speakers))
+    return ordered[1::2], ordered[0::2]
 
 
 def _contaminate_utterance(data: DataDir, utt: str, *, noise: str | None,
@@ -274,7 +298,7 @@ def _contaminate_utterance(data: DataDir, utt: str, *, noise: str | None,
         elif noise == "pink":
             n = pink_noise(rng, len(x))
         else:
-            n, used = babble.make(rng, len(x), sr)
+            n, used = babble.make(rng, len(x), sr, exclude=data.utt2spk.get(utt))
             info["babble"] = used
         gain = noise_gain(speech_power, n, snr_db)
         x = x + gain * n

@@ -10,6 +10,7 @@ The noise level is the mean power over every sample of the noise added.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.fft import next_fast_len
@@ -94,19 +95,27 @@ class BabbleSource:
         exclude_speakers: speakers that must not be heard (the target set's speakers).
         num_speakers: voices summed per babble signal (default 5).
         cache_size: decoded utterances kept in memory (default 64).
+        speakers: the pool of ``data``'s speakers to draw from (None: all of them), e.g.
+            one half of :func:`babble_speaker_pools`.
 
     Raises:
-        AsrError: fewer than ``num_speakers`` speakers remain after the exclusion.
+        AsrError: a pool speaker ``data`` lacks, or fewer than ``num_speakers`` speakers
+            remain after the exclusion.
     """
 
     def __init__(self, data: DataDir, exclude_speakers: set[str], num_speakers: int = 5,
-                 cache_size: int = 64):
+                 cache_size: int = 64, speakers: Sequence[str] | None = None):
         if num_speakers < 1:
             raise AsrError(f"num_babble_speakers must be at least 1, got {num_speakers}")
         self.data = data
         self.num_speakers = num_speakers
         spk2utt = data.spk2utt
-        self.speakers = sorted(s for s in spk2utt if s not in exclude_speakers)
+        if speakers is not None:
+            missing = sorted(set(speakers) - set(spk2utt))
+            if missing:
+                raise AsrError(f"babble pool: speaker(s) {', '.join(missing[:3])} not in the babble source")
+        pool = spk2utt if speakers is None else set(speakers)
+        self.speakers = sorted(s for s in pool if s not in exclude_speakers)
         self._spk2utt = {s: spk2utt[s] for s in self.speakers}
         if len(self.speakers) < num_speakers:
             raise AsrError(
@@ -138,21 +147,26 @@ class BabbleSource:
             self._cache.popitem(last=False)
         return x
 
-    def make(self, rng: np.random.Generator, num_samples: int,
-             sample_rate: int) -> tuple[np.ndarray, list[str]]:
+    def make(self, rng: np.random.Generator, num_samples: int, sample_rate: int,
+             exclude: str | None = None) -> tuple[np.ndarray, list[str]]:
         """One babble signal.
 
-        Draws ``num_speakers`` distinct speakers, one utterance of each, each
-        level-normalised, looped from a random offset to ``num_samples``, and sums them.
+        Draws ``num_speakers`` distinct speakers (never ``exclude``: the target's own
+        speaker, when the pool holds it), one utterance of each, each level-normalised,
+        looped from a random offset to ``num_samples``, and sums them.
 
         Returns:
             (babble [num_samples] float64, the babble utterance ids used).
         """
-        chosen = rng.choice(len(self.speakers), size=self.num_speakers, replace=False)
+        speakers = [s for s in self.speakers if s != exclude]
+        if len(speakers) < self.num_speakers:
+            raise AsrError(f"babble needs {self.num_speakers} speakers other than '{exclude}'; "
+                           f"the pool has {len(speakers)}")
+        chosen = rng.choice(len(speakers), size=self.num_speakers, replace=False)
         total = np.zeros(num_samples)
         used = []
         for i in sorted(chosen):
-            utts = self._spk2utt[self.speakers[i]]
+            utts = self._spk2utt[speakers[i]]
             utt = utts[int(rng.integers(len(utts)))]
             x = self._load(utt, sample_rate)
             total += loop_to_length(x, num_samples, int(rng.integers(len(x))))

@@ -3,6 +3,7 @@
 A run is a folder with ``history.jsonl`` (per-epoch figures of the training loop) and/or
 ``results.json`` (the decoding stage's summary); a folder holding neither (a Hydra multirun
 folder, a sweep) stands for every run below it. :func:`find_runs` gathers them,
+:func:`gmm_baselines` the GMM-HMM stages they decoded (one row each, after the networks),
 :func:`format_table` writes the Markdown table and :func:`plot_runs` the PNG.
 
 Error rates carry a 95 % bootstrap interval over utterances, from the per-utterance
@@ -104,6 +105,38 @@ class Run:
         """(device, threads) of its epochs, to flag rows measured differently from the first."""
         return (tuple(sorted({str(r.get("device")) for r in self.history})),
                 tuple(sorted({str(r.get("threads")) for r in self.history})))
+
+
+def gmm_baselines(runs: Sequence[Run], stages: Sequence[str] | None = None) -> list[Run]:
+    """The GMM-HMM rows of ``runs``: each GMM stage a run decoded (``results.json``'s ``gmm``,
+    figures of ``gmm/decode_<stage>/``), once per decode folder (runs of one sweep share
+    theirs through the cache); ``stages`` keeps only those (None: all).
+
+    Returns:
+        One :class:`Run` per baseline, named after its stage (and its run when two runs have
+        different decodes of one stage), without a training history.
+    """
+    found: dict[Path, tuple[str, Run]] = {}
+    for run in runs:
+        for stage, per_set in (run.results.get("gmm") or {}).items():
+            if stages is not None and stage not in stages:
+                continue
+            folder = (run.path / "gmm" / f"decode_{stage}").resolve()
+            if folder in found:
+                continue
+            base = Run(folder, stage, {"recipe": "GMM-HMM", "cell": stage}, [])
+            for s, r in per_set.items():
+                for metric, sub in (("per", ""), ("wer", "words")):
+                    if r.get(metric) is not None:
+                        counts = per_utt_counts(folder / sub / s / "per_utt.txt")
+                        base.rates[(s, metric)] = bootstrap(r[metric], *counts) if counts else Rate(r[metric])
+            found[folder] = (run.name, base)
+    out = []
+    for run_name, base in found.values():
+        if sum(1 for _, b in found.values() if b.name == base.name) > 1:
+            base.name = f"{base.name} ({run_name})"
+        out.append(base)
+    return out
 
 
 def find_runs(dirs: Sequence[str | os.PathLike]) -> list[Run]:
@@ -217,7 +250,7 @@ def format_table(runs: Sequence[Run]) -> str:
     for r in runs:
         spe = r.seconds_per_epoch()
         flags = r.timing_flags()
-        if r.timing_key() != runs[0].timing_key():
+        if r.history and r.timing_key() != runs[0].timing_key():
             flags.append("other device/threads than the first row")
         params = r.results.get("params")
         cells = [r.name, r.results.get("recipe") or "-", r.cell(),

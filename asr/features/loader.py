@@ -168,6 +168,35 @@ class FeatureDataset(Dataset):
         return utt, feats, target
 
 
+class ConcatFeatureDataset(Dataset):
+    """Several :class:`FeatureDataset` as one training set (clean data and its contaminated
+    copies, say); utterance ids of every part after the first are prefixed ``<name>/`` so
+    that the copies of one utterance stay distinguishable in logs.
+
+    Args:
+        parts: (name, dataset) in order; item indices run through them in turn.
+    """
+
+    def __init__(self, parts: Sequence[tuple[str, FeatureDataset]]) -> None:
+        if not parts:
+            raise AsrError("no dataset to concatenate")
+        self.parts = list(parts)
+        self._index = [(p, i) for p, (_, d) in enumerate(self.parts) for i in range(len(d))]
+        self.num_frames: list[int] = [n for _, d in self.parts for n in d.num_frames]
+        self.utts: list[str] = [u if p == 0 else f"{name}/{u}"
+                                for p, (name, d) in enumerate(self.parts) for u in d.utts]
+        self.skipped: list[tuple[str, str]] = [(u if p == 0 else f"{name}/{u}", why)
+                                               for p, (name, d) in enumerate(self.parts) for u, why in d.skipped]
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __getitem__(self, index: int) -> tuple[str, np.ndarray, np.ndarray | None]:
+        p, i = self._index[index]
+        utt, feats, target = self.parts[p][1][i]
+        return (utt if p == 0 else f"{self.parts[p][0]}/{utt}"), feats, target
+
+
 def _open_alignments(source: str | os.PathLike | Mapping[str, Sequence[int]]) -> Mapping:
     """A lazy scp reader, an ark read into memory, or the mapping itself."""
     if isinstance(source, Mapping):

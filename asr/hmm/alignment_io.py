@@ -10,7 +10,7 @@ from ``phones.txt`` where ``<eps>`` is 0 and the model's phones are 1..N.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import kaldiio
@@ -78,6 +78,13 @@ def read_frame_phones(stage_dir: str | os.PathLike) -> dict[str, list[str]]:
         sym, _, idx = line.partition(" ")
         table[int(idx)] = sym
     return {u: [table[int(i)] for i in ids] for u, ids in read_int_table(stage_dir / "phone_ali.scp").items()}
+
+
+def read_positions(stage_dir: str | os.PathLike, utts: Sequence[str]) -> list[np.ndarray | None]:
+    """A stage's alignments (``chain_ali.scp``: positions in each utterance's HMM chain, one
+    per frame) for ``utts`` in that order; None for an utterance the stage did not align."""
+    table = kaldiio.load_scp(str(Path(stage_dir) / "chain_ali.scp"))
+    return [np.asarray(table[u], dtype=np.int64) if u in table else None for u in utts]
 
 
 def write_fmllr(out_dir: str | os.PathLike, transforms: Mapping[str, torch.Tensor], adapted: TrainingSet) -> None:

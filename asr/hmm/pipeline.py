@@ -36,7 +36,7 @@ import numpy as np
 from asr.data.kaldi_dir import read_data_dir
 from asr.data.phones import SILENCE_48, TIMIT48
 from asr.errors import AsrError
-from asr.hmm.alignment_io import write_alignments, write_fmllr
+from asr.hmm.alignment_io import read_positions, write_alignments, write_fmllr
 from asr.hmm.gmm_update import GmmUpdateOptions
 from asr.hmm.lda_mllt_training import train_lda_mllt
 from asr.hmm.model import GmmHmm
@@ -115,11 +115,6 @@ def _data_fingerprint(data: TrainingSet) -> str:
     x = data.feats.double()
     return fingerprint(data.utts, [ids.tolist() for ids in data.phone_ids], data.speakers,
                        data.feats.shape, round(float(x.sum()), 3), round(float((x * x).sum()), 3))
-
-
-def _read_positions(stage_dir: Path, data: TrainingSet) -> list[np.ndarray | None]:
-    table = kaldiio.load_scp(str(stage_dir / "chain_ali.scp"))
-    return [np.asarray(table[u], dtype=np.int64) if u in table else None for u in data.utts]
 
 
 def _write_stage(stage_dir: Path, model: GmmHmm, data: TrainingSet, result: AlignResult,
@@ -221,7 +216,7 @@ def train_gmm_pipeline(train_dir: str | os.PathLike, feats: Any, out_dir: str | 
         r = run_stage(out / stage, key, build, name=f"gmm/{stage}", version=STAGE_VERSIONS[stage], inputs=upstream)
         if r.reused:
             model = GmmHmm.load(r.path / "final.mdl")
-            positions = _read_positions(r.path, static)
+            positions = read_positions(r.path, static.utts)
             transform = load_stage_transform(r.path)
         else:
             model, positions, transform = built["model"], built["positions"], built["transform"]

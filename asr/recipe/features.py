@@ -27,10 +27,12 @@ def needs_gmm(s: RecipeSettings) -> bool:
 
 def gmm_sets(s: RecipeSettings) -> list[str]:
     """Sets the GMM stages need features of: train and dev, plus the test sets when they are
-    decoded by the GMMs or get fMLLR features."""
+    decoded by the GMMs or get fMLLR features, and the training copies that get fMLLR features."""
     names = [s.train_set, s.dev_set]
     if s.gmm_decode or s.features_kind == "fmllr":
         names += [t for t in s.test_sets if t not in names]
+    if s.features_kind == "fmllr":  # the training copies' fMLLR features
+        names += [t for t in s.train_copies if t not in names]
     return names
 
 

@@ -7,6 +7,7 @@ and options are unchanged)::
     exp_dir/gmm/ali_<dev>/           dev alignments of the alignment stage (hybrid dev targets)
     exp_dir/gmm/graph_<stage>/       HCLG.fst: the stage's model with the lang folder's phone bigram
     exp_dir/gmm/fmllr_<set>/         tri3 fMLLR features of dev and test sets, adapted without transcripts
+    exp_dir/gmm/fmllr_<train copy>/  ... of a multi-condition copy of train, under the clean tri3 alignments
     exp_dir/gmm/decode_<stage>/      <set>/{hyp,ref,per_utt,score}.txt and results.json (PER, scale tuned on dev)
 """
 
@@ -34,7 +35,7 @@ from asr.graph.fst_util import read_lang_lexicon
 from asr.graph.hclg import GraphOptions, build_graph
 from asr.graph.ngram_lm import read_symbols_by_id
 from asr.graph.word_graph import WordGraphOptions, build_word_graph
-from asr.hmm.align_data import align_data_dir
+from asr.hmm.align_data import align_data_dir, fmllr_from_alignments
 from asr.hmm.model import GmmHmm
 from asr.hmm.pipeline import STAGES as GMM_STAGES
 from asr.hmm.pipeline import GmmPipelineConfig, train_gmm_pipeline
@@ -185,14 +186,29 @@ def fmllr_set(s: RecipeSettings, name: str, sets: Mapping[str, Path], stores: Ma
                              *_data_inputs(sets[name])])
 
 
-def fmllr_feature_stores(s: RecipeSettings, sets: Mapping[str, Path], fmllr_sets: Mapping[str, StageResult]
-                         ) -> dict[str, FeatureStore]:
+def fmllr_train_copy(s: RecipeSettings, name: str, sets: Mapping[str, Path], stores: Mapping[str, FeatureStore]
+                     ) -> StageResult:
+    """tri3 fMLLR features of a multi-condition copy of the training set, under ``gmm/fmllr_<name>/``:
+    per-speaker transforms estimated on the copy with the clean set's tri3 alignments."""
+    gmm_dir = s.exp_dir / "gmm"
+
+    def build(tmp: Path) -> dict:
+        return fmllr_from_alignments(gmm_dir, sets[name], stores[name], gmm_dir / "tri3", tmp)
+
+    key = {"alignments": "tri3", "passes": 2, "silence_phones": [SILENCE_48]}
+    return run_stage(gmm_dir / f"fmllr_{name}", key, build, name=f"gmm/fmllr_{name}", version=FMLLR_VERSION,
+                     inputs=[gmm_dir / "tri3", stores[name].path, *_data_inputs(sets[name])])
+
+
+def fmllr_feature_stores(s: RecipeSettings, sets: Mapping[str, Path], fmllr_sets: Mapping[str, StageResult],
+                         train_copies: Mapping[str, StageResult] | None = None) -> dict[str, FeatureStore]:
     """The network's ``features=fmllr`` stores under ``exp_dir/features/<set>``: they wrap the
-    tri3 fMLLR frames (train: SAT training's transforms; other sets: ``fmllr_sets``) and add
-    the configured CMVN/deltas/splicing."""
+    tri3 fMLLR frames (train: SAT training's transforms; dev and test sets: ``fmllr_sets``;
+    training copies: ``train_copies``) and add the configured CMVN/deltas/splicing."""
     tri3 = s.exp_dir / "gmm" / "tri3"
     scps = {s.train_set: (tri3 / "fmllr_feats.scp", tri3)}
     scps.update({name: (r.path / "feats.scp", r.path) for name, r in fmllr_sets.items()})
+    scps.update({name: (r.path / "fmllr_feats.scp", r.path) for name, r in (train_copies or {}).items()})
     return {name: compute_feature_store(sets[name], s.exp_dir / "features" / name,
                                         dataclasses.replace(s.features, kind="kaldi_scp", scp=str(scp.resolve())),
                                         s.num_workers, inputs=[stage])
@@ -285,20 +301,26 @@ def run_gmm_stages(s: RecipeSettings, sets: Mapping[str, Path], stores: Mapping[
     models = GmmModels(s.exp_dir / "gmm", lang, decoding_config(s).self_loop_scale)
     out["models"] = models
     names = [s.dev_set] + [t for t in s.test_sets if t != s.dev_set]
+    decode_stages = stages if s.gmm_decode_stages is None else tuple(s.gmm_decode_stages)
+    unknown = [st for st in decode_stages if st not in stages]
+    if s.gmm_decode and unknown:
+        raise AsrError(f"task.gmm_decode_stages: {', '.join(unknown)} not among the stages trained "
+                       f"({', '.join(stages)})")
     fmllr_names = []
     if s.features_kind == "fmllr":
         fmllr_names = [n for n in [s.dev_set, *s.test_sets] if n != s.train_set]
-    if s.gmm_decode and "tri3" in stages:
+    if s.gmm_decode and "tri3" in decode_stages:
         fmllr_names += [n for n in names if n not in fmllr_names]
     fmllr = {n: fmllr_set(s, n, sets, stores, models) for n in dict.fromkeys(fmllr_names)}
     if s.features_kind == "fmllr":
-        out["fmllr_stores"] = fmllr_feature_stores(s, sets, fmllr)
-    if s.gmm_decode:
+        copies = {n: fmllr_train_copy(s, n, sets, stores) for n in s.train_copies}
+        out["fmllr_stores"] = fmllr_feature_stores(s, sets, fmllr, copies)
+    if s.gmm_decode and decode_stages:
         per = {}
-        for stage in stages:
+        for stage in decode_stages:
             r = decode_gmm_stage(s, stage, sets, stores, models, fmllr, names)
             per[stage] = json.loads((r.path / "results.json").read_text())
         log.info("GMM-HMM baselines, %% (phones on 39, words closed-vocabulary; acoustic scale tuned on %s):\n%s",
-                 s.dev_set, format_results_table([(st, per[st]) for st in stages], names))
+                 s.dev_set, format_results_table([(st, per[st]) for st in decode_stages], names))
         out["per"] = per
     return out

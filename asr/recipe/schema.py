@@ -28,6 +28,7 @@ class DataSchema:
     train_set: str = MISSING
     dev_set: str = MISSING
     test_sets: List[str] = MISSING
+    multi_condition: List[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------- features
@@ -203,6 +204,7 @@ class CtcSchema:
 
     name: str = MISSING
     gmm_decode: bool = MISSING
+    gmm_decode_stages: Optional[List[str]] = None
     gmm: GmmSizesSchema = field(default_factory=GmmSizesSchema)
     gmm_decoding: GmmDecodingSchema = field(default_factory=GmmDecodingSchema)
 

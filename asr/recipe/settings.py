@@ -56,6 +56,10 @@ class RecipeSettings:
         config: the resolved configuration as plain values (recorded in checkpoints, so
             ``asr-decode`` can rebuild the run's stages), or None.
         decode_dir: where ``decode/`` and ``results.json`` go (None: ``exp_dir``).
+        multi_condition: conditions of contaminated copies of the training set added to the
+            training data (``babble_snr5``, ``reverb_t60_400``, ``reverb_t60_400_white_snr10``:
+            a set name without its base); each becomes the set ``<train_set>_<condition>``.
+        gmm_decode_stages: the GMM stages ``gmm_decode`` decodes (None: every stage trained).
     """
 
     corpus_root: Path
@@ -85,3 +89,10 @@ class RecipeSettings:
     decoding: "NetworkDecodeConfig | None" = None
     config: dict | None = None
     decode_dir: Path | None = None
+    multi_condition: list[str] = field(default_factory=list)
+    gmm_decode_stages: list[str] | None = None
+
+    @property
+    def train_copies(self) -> list[str]:
+        """Names of the multi-condition copies of the training set (empty: clean training only)."""
+        return [f"{self.train_set}_{c}" for c in self.multi_condition]

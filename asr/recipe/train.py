@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import torch
 
 from asr.data.kaldi_dir import read_data_dir
 from asr.errors import AsrError
-from asr.features.loader import FeatureDataset
+from asr.features.loader import ConcatFeatureDataset, FeatureDataset
 from asr.features.store import FeatureStore
 from asr.graph.ngram_lm import read_symbol_table
 from asr.hmm.model import GmmHmm
@@ -93,7 +93,8 @@ def _hybrid(s: RecipeSettings, sets: Mapping[str, Path], stores: Mapping[str, Fe
         source = source_checkpoint(s.targets)
         ali = {n: realign_set(s, n, sets[n], stores[n], source).path for n in (s.train_set, s.dev_set)}
         targets = {"targets": "realign", "source": str(source.resolve())}
-    train = FeatureDataset(stores[s.train_set], alignments=ali[s.train_set] / "ali.scp")
+    train = _with_copies(s, stores, FeatureDataset(stores[s.train_set], alignments=ali[s.train_set] / "ali.scp"),
+                         lambda name: FeatureDataset(stores[name], alignments=ali[s.train_set] / "ali.scp"))
     dev = FeatureDataset(stores[s.dev_set], alignments=ali[s.dev_set] / "ali.scp")
     priors = log_priors(ali[s.train_set] / "pdf_counts.txt", task.num_pdfs, s.prior_floor)
     meta = {"priors": priors, "alignments": {"stage": s.alignment_stage, "dir": str(stage_dir.resolve()),
@@ -106,14 +107,29 @@ def _ctc(s: RecipeSettings, sets: Mapping[str, Path], stores: Mapping[str, Featu
          lang: Lang) -> tuple[CtcTask, FeatureDataset, FeatureDataset, dict]:
     tokens = read_token_table(lang.path / "tokens.txt")
     ids = {t: i for i, t in enumerate(tokens)}
-    datasets = []
-    for name in (s.train_set, s.dev_set):
+
+    def dataset(name: str) -> FeatureDataset:
         d = read_data_dir(sets[name])
         if not d.phones:
             raise AsrError(f"{sets[name]}: no phone transcripts (text.phn) for CTC targets")
-        targets = tokens_of({u: p.split() for u, p in d.phones.items()}, ids)
-        datasets.append(FeatureDataset(stores[name], tokens=targets))
-    return CtcTask(tokens), datasets[0], datasets[1], {}
+        return FeatureDataset(stores[name], tokens=tokens_of({u: p.split() for u, p in d.phones.items()}, ids))
+
+    train = _with_copies(s, stores, dataset(s.train_set), dataset)
+    return CtcTask(tokens), train, dataset(s.dev_set), {}
+
+
+def _with_copies(s: RecipeSettings, stores: Mapping[str, FeatureStore], clean: FeatureDataset,
+                 make: Callable[[str], FeatureDataset]) -> FeatureDataset | ConcatFeatureDataset:
+    """The training set, with its multi-condition copies after it (same targets: contamination
+    keeps the timing, so the clean alignments and transcripts apply)."""
+    if not s.train_copies:
+        return clean
+    for name in s.train_copies:
+        if name not in stores:
+            raise AsrError(f"no features of the training copy '{name}'")
+    parts = [(s.train_set, clean)] + [(name, make(name)) for name in s.train_copies]
+    log.info("training data: %s", ", ".join(f"{n} ({len(d)} utterances)" for n, d in parts))
+    return ConcatFeatureDataset(parts)
 
 
 def train_network(s: RecipeSettings, sets: Mapping[str, Path], stores: Mapping[str, FeatureStore],
@@ -134,7 +150,7 @@ def train_network(s: RecipeSettings, sets: Mapping[str, Path], stores: Mapping[s
     meta = {"recipe": s.recipe_name, "features": _features_meta(s, store),
             "tokens": task.describe().get("tokens") or list(task.phones),
             "lang": {"path": str(lang.path.resolve()), "id": lang.result.id},
-            "train_set": s.train_set, "dev_set": s.dev_set, "optim": (s.optim or OptimConfig()).to_dict(),
+            "train_set": s.train_set, "train_copies": s.train_copies, "dev_set": s.dev_set, "optim": (s.optim or OptimConfig()).to_dict(),
             "config": s.config, **extra}
     result = run_training(s.model, store.dim, task, s.optim or OptimConfig(), train, dev, s.exp_dir, meta,
                           s.trainer)
