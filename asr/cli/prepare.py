@@ -1,4 +1,4 @@
-"""asr-prepare: synthesise mini-TIMIT and/or write Kaldi data dirs for a TIMIT-layout corpus."""
+"""asr-prepare: synthesise a corpus (mini-TIMIT, mini-LibriSpeech) and/or write its Kaldi data dirs."""
 
 from __future__ import annotations
 
@@ -9,18 +9,29 @@ from omegaconf import DictConfig
 from asr.cli.common import hydra_app, report_user_errors
 from asr.errors import AsrError
 
+CORPORA = ("mini_timit", "timit", "mini_librispeech", "librispeech")
+
+
+def _voices(cfg: DictConfig) -> tuple[str, ...] | None:
+    return None if cfg.corpus.voices is None else tuple(cfg.corpus.voices)
+
 
 @hydra_app("prepare")
 @report_user_errors
 def main(cfg: DictConfig) -> None:
     out = Path(cfg.out)
     corpus = cfg.corpus.name
+    if corpus not in CORPORA:
+        raise AsrError(f"corpus={corpus}: unknown corpus (choose {', '.join(CORPORA)})")
+    if corpus in ("mini_librispeech", "librispeech"):
+        _prepare_librispeech(cfg, out)
+        return
     if corpus == "mini_timit":
         from asr.data.mini_timit import synthesize_mini_timit
 
         summary = synthesize_mini_timit(
             out, size=cfg.corpus.size, seed=int(cfg.corpus.seed), num_workers=int(cfg.num_workers),
-            voices=None if cfg.corpus.voices is None else tuple(cfg.corpus.voices), piper_share=float(cfg.corpus.piper_share),
+            voices=_voices(cfg), piper_share=float(cfg.corpus.piper_share),
             test_sources=tuple(cfg.corpus.test_sources),
         )
         state = "reused" if summary.get("reused") else f"made in {summary['seconds_taken']:.1f} s"
@@ -29,14 +40,37 @@ def main(cfg: DictConfig) -> None:
             print(f"{split:>5}: {info['utterances']:5d} utts, {info['speakers']:3d} speakers, "
                   f"{info['seconds'] / 60:7.1f} min of speech")
         root = out
-    elif corpus == "timit":
-        root = Path(cfg.corpus.root)
     else:
-        raise AsrError(f"corpus={corpus}: unknown corpus (choose mini_timit or timit)")
+        root = Path(cfg.corpus.root)
     from asr.data.timit import prepare_timit
 
     data_dir = out / "data"
     report = prepare_timit(root, data_dir, override="corpus.root")
+    print(f"Kaldi data dirs in {data_dir}:")
+    print(report.summary())
+
+
+def _prepare_librispeech(cfg: DictConfig, out: Path) -> None:
+    """mini-LibriSpeech (synthesised under ``out``) or LibriSpeech (``corpus.root``) -> ``out/data/<subset>``."""
+    from asr.data.librispeech import prepare_librispeech
+
+    subsets = None
+    if cfg.corpus.name == "mini_librispeech":
+        from asr.data.mini_librispeech import synthesize_mini_librispeech
+
+        summary = synthesize_mini_librispeech(out, size=cfg.corpus.size, seed=int(cfg.corpus.seed),
+                                              num_workers=int(cfg.num_workers), voices=_voices(cfg))
+        state = "reused" if summary.get("reused") else f"made in {summary['seconds_taken']:.1f} s"
+        print(f"mini-LibriSpeech ({cfg.corpus.size}, seed {cfg.corpus.seed}) in {out}, {state}:")
+        for subset, info in summary["subsets"].items():
+            print(f"{subset:>15}: {info['utterances']:5d} utts, {info['speakers']:3d} speakers, "
+                  f"{info['seconds'] / 60:7.1f} min of speech")
+        root = out
+    else:
+        root = Path(cfg.corpus.root)
+        subsets = None if cfg.corpus.subsets is None else [str(s) for s in cfg.corpus.subsets]
+    data_dir = out / "data"
+    report = prepare_librispeech(root, data_dir, subsets=subsets, override="corpus.root")
     print(f"Kaldi data dirs in {data_dir}:")
     print(report.summary())
 
