@@ -213,7 +213,10 @@ def _run_locked(out: Path, home: Path, name: str, fp: str, ids: dict[str, str], 
         if _stale(leftover):
             _remove(leftover)
     tmp = home.parent / f".{home.name}.tmp-{os.getpid()}"
-    tmp.mkdir()
+    try:
+        tmp.mkdir()
+    except OSError as e:
+        raise AsrError(f"{name}: cannot create {tmp} ({e.strerror})") from None
     try:
         summary = dict(build(tmp) or {})
         _retarget(tmp, home)
@@ -224,6 +227,11 @@ def _run_locked(out: Path, home: Path, name: str, fp: str, ids: dict[str, str], 
         (tmp / DONE).write_text(json.dumps(record, indent=1, sort_keys=True, default=str) + "\n",
                                 encoding="utf-8")
         replace_dir(tmp, home)
+    except OSError as e:
+        # A full or read-only disk, most often: one line naming the stage; nothing half-written is left.
+        _remove(tmp)
+        where = f"{e.filename}: " if e.filename else ""
+        raise AsrError(f"{name}: building {home} failed: {where}{e.strerror or e}") from None
     except BaseException:
         _remove(tmp)
         raise

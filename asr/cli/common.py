@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import os
@@ -37,14 +38,73 @@ def find_config_dir() -> str:
 CONFIG_DIR = find_config_dir()
 
 
+_CALLBACKS = "asr"  # the hydra/callbacks option every command runs with (OutputDirCheck)
+
+
 def hydra_app(config_name: str) -> Callable[[F], F]:
-    """``hydra.main`` on ``CONFIG_DIR/<config_name>.yaml``, with the config schemas registered first."""
+    """``hydra.main`` on ``CONFIG_DIR/<config_name>.yaml``, with the config schemas registered first.
+
+    The command also runs with ``hydra/callbacks=asr`` (unless the command line picks its own
+    callbacks): :class:`OutputDirCheck` makes the output folder before Hydra does, so that a
+    read-only or full file system gets one ``error:`` line instead of Hydra's traceback.
+    Logging errors (a log file on a full disk) no longer print tracebacks either: the
+    console keeps every line.
+    """
     import hydra
+    from hydra.core.config_store import ConfigStore
 
     from asr.recipe.schema import register
 
     register()
-    return hydra.main(version_base=None, config_path=CONFIG_DIR, config_name=config_name)
+    ConfigStore.instance().store(group="hydra/callbacks", name=_CALLBACKS, provider="asr",
+                                 node={"output_dir": {"_target_": f"{__name__}.OutputDirCheck"}})
+    hydra_main = hydra.main(version_base=None, config_path=CONFIG_DIR, config_name=config_name)
+
+    def decorate(fn: F) -> F:
+        run = hydra_main(fn)
+
+        @functools.wraps(fn)
+        def entry(*args, **kwargs):
+            argv = sys.argv[1:]
+            if not any(a.lstrip("+~").startswith("hydra/callbacks") for a in argv):
+                # Beside the other overrides: argparse takes one run of positional arguments only.
+                first = next((i for i, a in enumerate(argv) if "=" in a and not a.startswith("-")), len(argv))
+                sys.argv.insert(1 + first, f"hydra/callbacks={_CALLBACKS}")
+            logging.raiseExceptions = False
+            return run(*args, **kwargs)
+
+        return entry  # type: ignore[return-value]
+
+    return decorate
+
+
+def _make_output_dir(path: str, key: str) -> None:
+    """Create ``path`` (Hydra's output folder) or stop with one line saying why it cannot be."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK):  # access() sees a read-only mount, whoever we are
+            code = errno.EROFS if os.statvfs(path).f_flag & os.ST_RDONLY else errno.EACCES
+            raise OSError(code, os.strerror(code), path)
+    except OSError as e:
+        print(f"error: {os_error_line(e)} (the output folder, {key})", file=sys.stderr)
+        # SystemExit, not an exception: Hydra turns a callback's exceptions into warnings.
+        sys.exit(1)
+
+
+def _callback_base() -> type:
+    from hydra.experimental.callback import Callback
+
+    return Callback
+
+
+class OutputDirCheck(_callback_base()):  # type: ignore[misc]
+    """Hydra callback: the run's (or sweep's) output folder can be made and written to."""
+
+    def on_run_start(self, config, **kwargs) -> None:  # noqa: ANN001 - Hydra's signature
+        _make_output_dir(str(config.hydra.run.dir), "hydra.run.dir")
+
+    def on_multirun_start(self, config, **kwargs) -> None:  # noqa: ANN001
+        _make_output_dir(str(config.hydra.sweep.dir), "hydra.sweep.dir")
 
 
 class RankFilter(logging.Filter):
@@ -65,8 +125,18 @@ _HINTS = {"data.root": " (the folder holding TIMIT's TRAIN/ and TEST/; no corpus
                        "synthetic one with: asr-prepare corpus=mini_timit out=DIR)"}
 
 
+def os_error_line(e: OSError) -> str:
+    """One line for a failed system call: the file(s) named and the system's reason
+    (``/exp/features: Read-only file system``, ``No space left on device``)."""
+    reason = e.strerror or str(e)
+    names = [str(n) for n in (e.filename, e.filename2) if n is not None]
+    return f"{' -> '.join(names)}: {reason}" if names else reason
+
+
 def report_user_errors(fn: F) -> F:
-    """Turn an :class:`AsrError` into one ``error: ...`` line on stderr and exit status 1."""
+    """Turn an :class:`AsrError` into one ``error: ...`` line on stderr and exit status 1;
+    so too an ``OSError`` (a read-only or full file system, a missing permission): the
+    environment's fault, said in one line, not a bug's traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -81,6 +151,10 @@ def report_user_errors(fn: F) -> F:
             hint = _HINTS.get(key, "")
             print(f"error: missing required value '{key}': set it on the command line, e.g. {key}=...{hint}",
                   file=sys.stderr)
+            sys.exit(1)
+        except OSError as e:
+            logging.getLogger("asr").debug("system error", exc_info=True)
+            print(f"error: {os_error_line(e)}", file=sys.stderr)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]

@@ -72,6 +72,7 @@ def settings_from_config(cfg: DictConfig) -> "RecipeSettings":
         config=c,
         multi_condition=list(data.get("multi_condition", [])),
         gmm_decode_stages=task.get("gmm_decode_stages"),
+        allow_pipes=bool(data.get("allow_pipes", False)),  # absent from older checkpoints' configs
     )
 
 

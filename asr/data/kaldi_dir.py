@@ -3,13 +3,18 @@
 A data dir holds one utterance per line in each of ``wav.scp`` (utt -> audio path),
 ``text`` (utt -> words), ``text.phn`` (utt -> phones, optional), ``utt2spk``,
 ``spk2utt`` (derived), and optionally ``utt2dur`` (seconds) and ``segments``.
-Piped ``wav.scp`` entries (``cmd |``) are not supported: we never call Kaldi tools.
+Piped ``wav.scp`` entries (``cmd |``, a shell pipeline writing audio to stdout) run a
+command named by a data file, so they are refused unless the caller allows them
+(``data.allow_pipes=true``); we never need Kaldi tools ourselves.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +53,8 @@ class DataDir:
     segments: dict[str, Segment] = field(default_factory=dict)
     # Further per-utterance tables written verbatim, e.g. {"phn.scp": {utt: path}}.
     extra: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Whether ``wav`` entries may be shell pipelines (``cmd |``) that loading runs.
+    allow_pipes: bool = False
 
     @property
     def utts(self) -> list[str]:
@@ -79,6 +86,7 @@ class DataDir:
             utt2dur={k: v for k, v in self.utt2dur.items() if k in keep},
             segments=seg,
             extra={n: {k: v for k, v in t.items() if k in keep} for n, t in self.extra.items()},
+            allow_pipes=self.allow_pipes,
         )
 
 
@@ -97,11 +105,22 @@ def read_table(path: Path) -> dict[str, str]:
     return table
 
 
-def read_data_dir(path: str | os.PathLike) -> DataDir:
+def is_pipe(entry: str) -> bool:
+    """Whether a ``wav.scp`` value is a shell pipeline (``cmd args |``), as Kaldi writes them."""
+    return entry.rstrip().endswith("|")
+
+
+def read_data_dir(path: str | os.PathLike, allow_pipes: bool = False) -> DataDir:
     """Read a Kaldi data dir; needs ``wav.scp`` and ``utt2spk``; ``text`` and others optional.
 
+    Args:
+        path: the data dir.
+        allow_pipes: accept ``wav.scp`` entries that are shell pipelines (``cmd |``); loading
+            such an utterance runs the command. Default: refused, naming the entry.
+
     Raises:
-        AsrError: the directory or a required file is missing, or a line is malformed.
+        AsrError: the directory or a required file is missing, a line is malformed, or
+            (without ``allow_pipes``) an entry is a pipeline.
     """
     path = Path(path)
     if not path.is_dir():
@@ -109,11 +128,13 @@ def read_data_dir(path: str | os.PathLike) -> DataDir:
     for required in ("wav.scp", "utt2spk"):
         if not (path / required).is_file():
             raise AsrError(f"{path}: missing '{required}' (not a Kaldi data dir?)")
-    d = DataDir()
+    d = DataDir(allow_pipes=allow_pipes)
     d.wav = read_table(path / "wav.scp")
     for rec, value in d.wav.items():
-        if value.endswith("|"):
-            raise AsrError(f"{path / 'wav.scp'}: '{rec}' is a piped command; give a plain audio path")
+        if is_pipe(value) and not allow_pipes:
+            # A data file must not run commands unless the user says so: refused as a whole.
+            raise AsrError(f"{path / 'wav.scp'}: '{rec}' is a piped command (a shell pipeline, 'cmd |'); "
+                           "pipelines are refused unless data.allow_pipes=true, else give a plain audio path")
     d.utt2spk = read_table(path / "utt2spk")
     if (path / "text").is_file():
         d.text = read_table(path / "text")
@@ -149,6 +170,8 @@ def write_data_dir(d: DataDir, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
+        # mkdtemp makes the folder 0700; the data dir gets the mode the user's umask gives.
+        tmp.chmod(0o777 & ~current_umask())
         write_data_tables(d, tmp)
         replace_dir(tmp, path)
     except BaseException:
@@ -177,6 +200,13 @@ def write_data_tables(d: DataDir, path: str | os.PathLike) -> None:
     write_table(path / "spk2utt", {spk: " ".join(utts) for spk, utts in d.spk2utt.items()})
 
 
+def current_umask() -> int:
+    """The process' umask (read by setting it and putting it back: there is no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def audio_present(data_dir: str | os.PathLike) -> bool:
     """Whether every recording that ``data_dir/wav.scp`` names exists (a stage's reuse check:
     a moved corpus or data dir is prepared again, not reused with dead paths)."""
@@ -193,38 +223,179 @@ def write_table(path: Path, table: dict[str, object]) -> None:
             f.write(f"{key} {table[key]}\n")
 
 
-def load_audio(path: str | os.PathLike, start: float = 0.0, end: float | None = None,
-               mix: bool = False) -> tuple[np.ndarray, int]:
-    """Read mono audio as float32 in [-1, 1] (any format soundfile reads, NIST SPHERE included).
+# libsndfile's note on a RIFF chunk that claims more bytes than the file has.
+_WAV_SHORT = re.compile(r"^data : (\d+) \(should be (\d+)\)", re.MULTILINE)
+_WAV_ALIGN = re.compile(r"Block Align\s*: (\d+)")
+
+
+def _sphere_header(path: str | os.PathLike) -> tuple[int, dict[str, str]] | None:
+    """(header bytes, fields) of a NIST SPHERE file, or None when it is not one."""
+    with open(path, "rb") as f:
+        head = f.read(1024)
+        if not head.startswith(b"NIST_1A"):
+            return None
+        lines = head.split(b"\n")
+        try:
+            size = int(lines[1])
+        except (IndexError, ValueError):
+            return None
+        if size > len(head):
+            head += f.read(size - len(head))
+    fields = {}
+    for line in head[:size].split(b"\n")[2:]:
+        if line.strip() == b"end_head":
+            break
+        parts = line.decode("latin-1").split(None, 2)
+        if len(parts) == 3:
+            fields[parts[0]] = parts[2].strip()
+    return size, fields
+
+
+def header_problem(path: str | os.PathLike, frames: int, extra_info: str) -> str | None:
+    """Why the header of an audio file disagrees with its size (None: it does not).
+
+    libsndfile trusts the file size, not the header: a truncated SPHERE or WAV file reads as
+    a shorter recording without complaint. SPHERE: ``sample_count`` x channels x bytes per
+    sample against the bytes after the header (checked for uncompressed codings only);
+    a header that claims fewer samples than the file holds is refused too (Kaldi's
+    sph2pipe would read fewer samples than we would). WAV: a ``data`` chunk longer than
+    the file (a streamed WAV's placeholder sizes, 0 and 2^31 - 1 and more, are not checked).
 
     Args:
-        path: audio file.
-        start, end: optional region in seconds.
-        mix: multi-channel audio is averaged to mono (else channel 0 is kept, as Kaldi's
-            ``wav.scp`` readers do).
+        path: the audio file.
+        frames: samples per channel libsndfile reads from it.
+        extra_info: libsndfile's log of opening it (``SoundFile.extra_info``).
+    """
+    sphere = _sphere_header(path)
+    if sphere is not None:
+        size, fields = sphere
+        coding = fields.get("sample_coding", "pcm")
+        try:
+            count, channels = int(fields["sample_count"]), int(fields.get("channel_count", 1))
+            width = int(fields.get("sample_n_bytes", 2))
+        except (KeyError, ValueError):
+            return None  # no count to check against
+        if "embedded" in coding or "shorten" in coding or channels <= 0 or width <= 0:
+            return None  # compressed data: its size says nothing
+        holds = (os.path.getsize(path) - size) // (channels * width)
+        if holds < count:
+            return f"truncated (header says {count} samples, the file holds {holds})"
+        if holds > count:
+            return f"header says {count} samples, the file holds {holds} (a header that lies about its length)"
+        return None
+    m = _WAV_SHORT.search(extra_info)
+    if m:
+        declared = int(m.group(1))
+        align = _WAV_ALIGN.search(extra_info)
+        if 0 < declared < 0x7FFFFFFF and align:
+            said = declared // max(int(align.group(1)), 1)
+            return f"truncated (header says {said} samples, the file holds {frames})"
+    return None
 
-    Returns:
-        (samples [T] float32, sample_rate in Hz).
+
+def audio_info(path: str | os.PathLike) -> "sf._SoundFileInfo":
+    """soundfile's header information of an audio file, checked against its size.
 
     Raises:
-        AsrError: unreadable, truncated or empty file, naming it.
+        AsrError: unreadable, or a header that disagrees with the file size
+            (:func:`header_problem`), naming the file.
     """
     try:
-        with sf.SoundFile(str(path)) as f:
+        info = sf.info(str(path))
+    except (RuntimeError, sf.LibsndfileError, OSError) as e:
+        raise AsrError(f"{path}: cannot read audio ({_reason(e)})") from None
+    problem = header_problem(path, info.frames, info.extra_info)
+    if problem:
+        raise AsrError(f"{path}: {problem}")
+    return info
+
+
+def _reason(e: BaseException) -> str:
+    return getattr(e, "error_string", None) or getattr(e, "strerror", None) or str(e)
+
+
+def _run_pipe(command: str) -> io.BytesIO:
+    """The stdout of a ``wav.scp`` pipeline (``cmd |``), run by the shell."""
+    cmd = command.rstrip()[:-1]
+    try:
+        r = subprocess.run(cmd, shell=True, capture_output=True, timeout=600)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise AsrError(f"'{command}': the pipeline could not run ({e})") from None
+    if r.returncode != 0:
+        last = (r.stderr.decode(errors="replace").strip().splitlines() or [""])[-1]
+        raise AsrError(f"'{command}': the pipeline failed with exit status {r.returncode} ({last})")
+    return io.BytesIO(r.stdout)
+
+
+def read_audio(path: str | os.PathLike, start: float = 0.0, end: float | None = None,
+               allow_pipes: bool = False) -> tuple[np.ndarray, int]:
+    """Read every channel of an audio file as float32 in [-1, 1] (any format soundfile
+    reads, NIST SPHERE included; any bit depth, integer or float).
+
+    Args:
+        path: audio file, or with ``allow_pipes`` a ``wav.scp`` pipeline (``cmd |``).
+        start, end: optional region in seconds.
+        allow_pipes: run ``path`` when it is a pipeline (else it is refused).
+
+    Returns:
+        (samples [T, channels] float32, sample_rate in Hz).
+
+    Raises:
+        AsrError: unreadable, truncated (its header says more than it holds) or empty
+            file, or a pipeline that is not allowed or fails; naming it.
+    """
+    piped = is_pipe(str(path))
+    if piped and not allow_pipes:
+        raise AsrError(f"'{path}' is a shell pipeline; pipelines are refused unless data.allow_pipes=true")
+    try:
+        with sf.SoundFile(_run_pipe(str(path)) if piped else str(path)) as f:
+            # A pipeline's WAV header often holds placeholder sizes: only files are checked.
+            problem = None if piped else header_problem(path, f.frames, f.extra_info)
+            if problem:
+                raise AsrError(f"{path}: {problem}")
             sr = f.samplerate
             f.seek(int(round(start * sr)))
             frames = -1 if end is None else int(round((end - start) * sr))
             x = f.read(frames, dtype="float32", always_2d=True)
     except (RuntimeError, sf.LibsndfileError, OSError) as e:
-        raise AsrError(f"{path}: cannot read audio ({e})") from None
+        raise AsrError(f"{path}: cannot read audio ({_reason(e)})") from None
     if x.shape[0] == 0:
         raise AsrError(f"{path}: audio is empty")
+    return x, sr
+
+
+def load_audio(path: str | os.PathLike, start: float = 0.0, end: float | None = None,
+               mix: bool = False, allow_pipes: bool = False) -> tuple[np.ndarray, int]:
+    """Read mono audio as float32 in [-1, 1] (:func:`read_audio`, then one channel).
+
+    Args:
+        path: audio file (or an allowed pipeline, see :func:`read_audio`).
+        start, end: optional region in seconds.
+        mix: multi-channel audio is averaged to mono (else channel 0 is kept, as Kaldi's
+            ``wav.scp`` readers do).
+        allow_pipes: see :func:`read_audio`.
+
+    Returns:
+        (samples [T] float32, sample_rate in Hz).
+
+    Raises:
+        AsrError: as :func:`read_audio`.
+    """
+    x, sr = read_audio(path, start, end, allow_pipes)
     return np.ascontiguousarray(x.mean(axis=1) if mix else x[:, 0], dtype=np.float32), sr
 
 
-def load_utterance(d: DataDir, utt: str) -> tuple[np.ndarray, int]:
-    """Samples of utterance ``utt`` of ``d`` (honours ``segments``)."""
+def read_utterance(d: DataDir, utt: str) -> tuple[np.ndarray, int]:
+    """Samples of utterance ``utt`` of ``d``, every channel: ([T, channels] float32, rate in Hz)
+    (honours ``segments``)."""
     if utt in d.segments:
         s = d.segments[utt]
-        return load_audio(d.wav[s.recording], s.start, s.end)
-    return load_audio(d.wav[utt])
+        return read_audio(d.wav[s.recording], s.start, s.end, d.allow_pipes)
+    return read_audio(d.wav[utt], allow_pipes=d.allow_pipes)
+
+
+def load_utterance(d: DataDir, utt: str) -> tuple[np.ndarray, int]:
+    """Samples of utterance ``utt`` of ``d`` (honours ``segments``): channel 0, [T] float32, and
+    the rate in Hz."""
+    x, sr = read_utterance(d, utt)
+    return np.ascontiguousarray(x[:, 0]), sr

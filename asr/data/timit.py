@@ -16,13 +16,12 @@ import hashlib
 import logging
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import soundfile as sf
-
-from asr.data.kaldi_dir import DataDir, audio_present, write_data_tables
+from asr.data.kaldi_dir import DataDir, audio_info, audio_present, write_data_tables
 from asr.data.phones import MAP_61_TO_48, fold_phones, read_segments
 from asr.data.speakers import dev_speakers, test_speakers
 from asr.errors import AsrError
@@ -84,19 +83,56 @@ def find_timit_root(root: str | os.PathLike, override: str = "data.root") -> tup
 
 
 _AUDIO = re.compile(r"^(S[IX]\d+)\.WAV$", re.IGNORECASE)
+_TRANSCRIPT = re.compile(r"^(S[IX]\d+)\.(TXT|PHN)$", re.IGNORECASE)
 _EXTRA_TEST = re.compile(r"^TEST_[A-Z0-9]+$", re.IGNORECASE)
 
 
-def _utterance_files(split_dir: Path) -> dict[tuple[str, str], Path]:
-    """(speaker, sentence) -> audio path for every SI/SX utterance under a split folder."""
-    found: dict[tuple[str, str], Path] = {}
+@dataclass
+class _SplitFiles:
+    """The SI/SX utterances found under a split folder, keyed by (speaker, sentence).
+
+    Attributes:
+        audio: the audio file of each usable utterance id.
+        problems: ids that cannot be used whatever their contents, and why: an id given
+            by two audio files that differ (``SX1.WAV`` and ``sx1.wav``, or one speaker in
+            two dialect folders: which one is right is unknown, so every copy is left out;
+            identical copies are one utterance), or a transcription with no audio file
+            beside it.
+    """
+
+    audio: dict[tuple[str, str], Path] = field(default_factory=dict)
+    problems: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def of_speakers(self, speakers: set[str]) -> "_SplitFiles":
+        return _SplitFiles({k: v for k, v in self.audio.items() if k[0] in speakers},
+                           {k: v for k, v in self.problems.items() if k[0] in speakers})
+
+
+def _utterance_files(split_dir: Path) -> _SplitFiles:
+    """Every SI/SX utterance under a split folder (see :class:`_SplitFiles`)."""
+    copies: dict[tuple[str, str], list[Path]] = {}
+    transcripts: dict[tuple[str, str], Path] = {}
     for dr in sorted(p for p in split_dir.iterdir() if p.is_dir()):
         for spk_dir in sorted(p for p in dr.iterdir() if p.is_dir()):
             for f in sorted(spk_dir.iterdir()):
                 m = _AUDIO.match(f.name)
                 if m:
-                    found.setdefault((spk_dir.name.upper(), m.group(1).upper()), f)
-    return found
+                    copies.setdefault((spk_dir.name.upper(), m.group(1).upper()), []).append(f)
+                t = _TRANSCRIPT.match(f.name)
+                if t and (t.group(2).upper() == "TXT" or (spk_dir.name.upper(), t.group(1).upper()) not in transcripts):
+                    transcripts[(spk_dir.name.upper(), t.group(1).upper())] = f  # named by its .TXT if it has one
+    out = _SplitFiles()
+    for key, files in copies.items():
+        if len(files) == 1 or len({f.read_bytes() for f in files}) == 1:
+            # Identical copies (a corpus unpacked twice, in two cases) leave no doubt: the first is used.
+            out.audio[key] = files[0]
+        else:
+            out.problems[key] = (f"duplicate utterance id: {len(files)} audio files "
+                                 f"({', '.join(map(str, files))}); every copy left out")
+    for key, f in transcripts.items():
+        if key not in copies:
+            out.problems[key] = f"{f}: no audio file (.WAV) beside it"
+    return out
 
 
 def _sibling(audio: Path, ext: str) -> Path | None:
@@ -109,7 +145,10 @@ def _sibling(audio: Path, ext: str) -> Path | None:
 
 
 def _normalise_words(sentence: str) -> str:
-    words = re.sub(r"[^a-z' ]+", " ", sentence.lower()).split()
+    """Lower-case words: letters (any script, so ``café`` stays whole) and apostrophes;
+    digits, punctuation and underscores separate words, as for TIMIT's ASCII sentences.
+    NFC first, so that a letter written with a combining accent stays one letter."""
+    words = re.sub(r"[^\w' ]+|[\d_]+", " ", unicodedata.normalize("NFC", sentence).lower()).split()
     return " ".join(w.strip("'") for w in words if w.strip("'"))
 
 
@@ -122,10 +161,7 @@ def _read_utterance(spk: str, sent: str, audio: Path) -> tuple[str, str, str, fl
         raise AsrError(f"{audio}: no .PHN transcription beside it")
     if txt is None:
         raise AsrError(f"{audio}: no .TXT transcription beside it")
-    try:
-        info = sf.info(str(audio))
-    except (RuntimeError, sf.LibsndfileError) as e:
-        raise AsrError(f"{audio}: cannot read audio ({e})") from None
+    info = audio_info(audio)  # unreadable, or a header that disagrees with the file's size
     segs = read_segments(phn)
     if info.frames < segs[-1].end - 1:
         raise AsrError(
@@ -133,9 +169,15 @@ def _read_utterance(spk: str, sent: str, audio: Path) -> tuple[str, str, str, fl
         )
     phones = fold_phones([s.label for s in segs], MAP_61_TO_48, str(phn))
     try:
-        words = _normalise_words(" ".join(txt.read_text(errors="replace").split()[2:]))
+        raw = txt.read_bytes()
     except OSError as e:
         raise AsrError(f"{txt}: cannot read ({e.strerror})") from None
+    try:
+        sentence = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        # Guessing the encoding would put wrong words in the transcripts: left out instead.
+        raise AsrError(f"{txt}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})") from None
+    words = _normalise_words(" ".join(sentence.split()[2:]))
     if not words:
         raise AsrError(f"{txt}: empty transcript")
     return utt, words, " ".join(phones), info.frames / info.samplerate, phn
@@ -149,10 +191,12 @@ def prepare_timit(
     A mini-TIMIT folder ``TEST_<SOURCE>/`` beside ``TEST/`` (the core-test speakers voiced
     by one synthesiser) gives one more data dir, ``test_<source>``.
 
-    Utterances with a problem (unreadable or truncated audio, missing or empty transcript,
-    a phone label outside the 61-phone set) are skipped with one logged line each, and
-    counted in the report. Each data dir is a stage of :mod:`asr.stage` (written
-    atomically, ``done.json`` last), reused while the corpus files' contents are unchanged.
+    Utterances with a problem (unreadable or truncated audio, a header that disagrees with
+    the file's size, a missing, empty or non-UTF-8 transcript, a phone label outside the
+    61-phone set, an utterance id given by two different audio files, a transcription
+    without audio) are skipped with one logged line each, and counted in the report. Each
+    data dir is a stage of :mod:`asr.stage` (written atomically, ``done.json`` last),
+    reused while the corpus files' contents are unchanged.
 
     Raises:
         AsrError: the corpus is missing or has the wrong layout, or a split ends up empty.
@@ -160,17 +204,18 @@ def prepare_timit(
     train_dir, test_dir = find_timit_root(root, override)
     out_dir = Path(out_dir)
     dev_spk, test_spk = set(dev_speakers()), set(test_speakers())
-    sources = {"train": _utterance_files(train_dir)}
+    found = {"train": _utterance_files(train_dir)}
     test_files = _utterance_files(test_dir)
-    sources["dev"] = {k: v for k, v in test_files.items() if k[0] in dev_spk}
-    sources["test"] = {k: v for k, v in test_files.items() if k[0] in test_spk}
+    found["dev"] = test_files.of_speakers(dev_spk)
+    found["test"] = test_files.of_speakers(test_spk)
     # mini-TIMIT's one-synthesiser test sets (TEST_PIPER/ -> test_piper), beside TEST/.
     for extra in sorted(p for p in test_dir.parent.iterdir() if p.is_dir() and _EXTRA_TEST.match(p.name)):
-        files = _utterance_files(extra)
-        sources[extra.name.lower()] = {k: v for k, v in files.items() if k[0] in test_spk}
+        found[extra.name.lower()] = _utterance_files(extra).of_speakers(test_spk)
+    sources = {split: f.audio for split, f in found.items()}
     splits = tuple(sources)
     phone_map = hashlib.sha256(resources.files("asr.data").joinpath("resources/timit_phone_map.tsv").read_bytes())
-    keys = {split: {"sources": _fingerprint(split, sources[split], phone_map.hexdigest())} for split in splits}
+    keys = {split: {"sources": _fingerprint(split, sources[split], phone_map.hexdigest(), found[split].problems)}
+            for split in splits}
     done = {split: read_done(out_dir / split) for split in splits}
     todo = [split for split in splits
             if (done[split] or {}).get("fingerprint") != stage_fingerprint(keys[split], _VERSION, {})
@@ -183,6 +228,9 @@ def prepare_timit(
         d = DataDir()
         phn_scp: dict[str, str] = {}
         skipped[split] = []
+        for (spk, sent), problem in sorted(found[split].problems.items()):
+            log.warning("skipping %s_%s: %s", spk, sent, problem)
+            skipped[split].append(f"{spk}_{sent}: {problem}")
         for (spk, sent), audio in sorted(sources[split].items()):
             try:
                 utt, words, phones, dur, phn = _read_utterance(spk, sent, audio)
@@ -220,12 +268,16 @@ def prepare_timit(
     return report
 
 
-def _fingerprint(split: str, sources: dict[tuple[str, str], Path], phone_map: str) -> str:
-    """Content hash of every source file (audio, .PHN, .TXT) of a split and of the phone map.
+def _fingerprint(split: str, sources: dict[tuple[str, str], Path], phone_map: str,
+                 problems: dict[tuple[str, str], str] | None = None) -> str:
+    """Content hash of every source file (audio, .PHN, .TXT) of a split and of the phone map,
+    and of the utterance ids found unusable (``problems``: duplicates, transcripts without audio).
 
     Contents, not mtimes, so that the same corpus gives the same stamp wherever it lies.
     """
     h = hashlib.sha256(phone_map.encode())
+    for spk, sent in sorted(problems or {}):  # none: the stamp of a clean corpus is as before
+        h.update(f"{split} {spk} {sent} unusable\n".encode())
     for (spk, sent), audio in sorted(sources.items()):
         h.update(f"{split} {spk} {sent}\n".encode())
         for p in [audio] + [q for q in (_sibling(audio, e) for e in (".PHN", ".TXT")) if q]:

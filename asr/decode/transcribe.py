@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from asr.data.kaldi_dir import load_audio
+from asr.data.kaldi_dir import audio_info, load_audio
 from asr.decode.grid import GridPoint, decode_grid
 from asr.decode.network import Network, load_network, log_posteriors
 from asr.errors import AsrError
@@ -131,10 +130,7 @@ class Transcriber:
     def read(self, path: Path) -> np.ndarray:
         """Samples at the model's rate, mono (notes on resampling and mixing)."""
         cfg = self._extraction_config()
-        try:
-            channels = sf.info(str(path)).channels
-        except (RuntimeError, sf.LibsndfileError, OSError) as e:
-            raise AsrError(f"{path}: cannot read audio ({e})") from None
+        channels = audio_info(path).channels  # unreadable, or a header that disagrees with the file's size
         samples, rate = load_audio(path, mix=True)
         if channels > 1:
             log.info("%s: %d channels mixed to mono", path, channels)
@@ -194,6 +190,9 @@ class Transcriber:
                    phones: bool = False) -> list[Transcript]:
         """Transcripts of ``files`` (unreadable ones are named in a warning and left out).
 
+        Raises:
+            AsrError: no file could be read.
+
         Args:
             files: audio files; the utterance id of a file is its path.
             utt2spk: file path (as given) -> speaker; default: each file its own speaker.
@@ -208,8 +207,8 @@ class Transcriber:
         if len(samples) < len(files):
             log.warning("%d of %d audio file(s) could not be read and were skipped", len(files) - len(samples),
                         len(files))
-        if not samples:
-            return []
+        if not samples:  # nothing to print: a clean failure, not an empty success
+            raise AsrError(f"no audio file could be read ({len(files)} tried; each is named above)")
         spk = {u: (utt2spk or {}).get(u, u) for u in samples}
         feats = self.features(samples, spk)
         post = dict(log_posteriors(self.net, ((u, feats[u]) for u in samples)))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torchaudio.functional as AF
 
-from asr.data.kaldi_dir import DataDir, load_utterance
+from asr.data.kaldi_dir import DataDir, read_utterance
 from asr.errors import AsrError
 from asr.features.config import FeatureConfig
 from asr.features.kaldi_compat import fbank, mfcc
@@ -51,11 +52,23 @@ def compute_features(samples: np.ndarray, cfg: FeatureConfig, utt: str = "") -> 
     raise AsrError(f"features.kind '{cfg.kind}' is not computed from audio")
 
 
-def extract_utterance(d: DataDir, utt: str, cfg: FeatureConfig) -> tuple[np.ndarray, bool, float]:
+class Extracted(NamedTuple):
+    """One utterance's features and what was done to its audio on the way."""
+
+    feats: np.ndarray  # [frames, dim] float32
+    resampled: bool  # its rate was not cfg.sample_rate
+    seconds: float  # audio duration
+    channels: int  # channels in the file (only channel 0 is used, as Kaldi does)
+
+
+def extract_utterance(d: DataDir, utt: str, cfg: FeatureConfig) -> Extracted:
     """Load, check, resample if needed, and compute the features of ``utt``.
 
+    Multi-channel audio gives the features of channel 0 (Kaldi's ``wav.scp`` readers do
+    the same); the channel count is returned so that the store can count such files.
+
     Returns:
-        ([frames, dim] float32, whether the audio was resampled, duration in seconds).
+        the features, whether the audio was resampled, its duration and channel count.
 
     Raises:
         AsrError: unreadable audio, NaN/Inf samples, a sample rate other than
@@ -64,9 +77,10 @@ def extract_utterance(d: DataDir, utt: str, cfg: FeatureConfig) -> tuple[np.ndar
     """
     where = f"utterance '{utt}' ({d.audio_path(utt)})"
     try:
-        samples, rate = load_utterance(d, utt)
+        audio, rate = read_utterance(d, utt)  # [T, channels]
     except AsrError as e:
         raise AsrError(f"utterance '{utt}': {e}") from None
+    samples = np.ascontiguousarray(audio[:, 0])
     if not np.all(np.isfinite(samples)):
         raise AsrError(f"{where}: audio contains NaN or Inf samples")
     seconds = len(samples) / rate
@@ -87,4 +101,6 @@ def extract_utterance(d: DataDir, utt: str, cfg: FeatureConfig) -> tuple[np.ndar
             f"is shorter than one {cfg.frame_length:g} ms frame"
         )
     feats = compute_features(samples, cfg, utt).numpy()
-    return feats, resampled, seconds
+    if not np.all(np.isfinite(feats)):  # finite audio should give finite features; never store others
+        raise AsrError(f"{where}: its features are not finite")
+    return Extracted(feats, resampled, seconds, audio.shape[1])

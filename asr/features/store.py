@@ -57,6 +57,7 @@ class _Result(NamedTuple):
     resampled: bool = False
     seconds: float = 0.0
     location: str | None = None  # wrapped scp: where the features already are
+    channels: int = 1  # of the audio file (channel 0 is used)
 
 
 class FeatureStore:
@@ -149,6 +150,7 @@ def compute_feature_store(
     num_workers: int = 2,
     progress: bool = True,
     inputs: Sequence[str | os.PathLike] = (),
+    allow_pipes: bool = False,
 ) -> FeatureStore:
     """Extract (or wrap) the features of a data set into ``out_dir``, unless up to date.
 
@@ -167,6 +169,8 @@ def compute_feature_store(
         progress: show a progress bar.
         inputs: more upstream stage folders the store depends on (e.g. the fMLLR stage
             whose ``feats.scp`` a ``kaldi_scp`` store wraps).
+        allow_pipes: a data dir (given as a path) may have ``wav.scp`` entries that are
+            shell pipelines, run to read the audio (``data.allow_pipes``); else refused.
 
     Returns:
         The store, with the transforms of ``cfg``.
@@ -176,7 +180,7 @@ def compute_feature_store(
             Single bad utterances are skipped, logged and counted in ``config.json``.
     """
     out_dir = Path(out_dir).absolute()
-    d = data_dir if isinstance(data_dir, DataDir) else read_data_dir(data_dir)
+    d = data_dir if isinstance(data_dir, DataDir) else read_data_dir(data_dir, allow_pipes=allow_pipes)
     if cfg.kind == "kaldi_scp":
         scp = Path(str(cfg.scp).replace("{set}", out_dir.name)).resolve()
         files = _scp_inputs(scp)
@@ -198,7 +202,10 @@ def compute_feature_store(
             results = _extract_all(d, cfg, num_workers, progress)
         else:
             results = _read_wrapped(d, scp, progress)
-        summary = _write_store(tmp, d, results)
+        try:
+            summary = _write_store(tmp, d, results)
+        finally:
+            results.close()  # a failed write: the progress bar ends its line (and workers stop) before the error
         summary["wall_seconds"] = round(time.perf_counter() - start, 3)
         meta = {"version": STORE_VERSION, "options": asdict(cfg), "source_scp": str(scp) if scp else None,
                 "store_dir": str(tmp), **summary}
@@ -214,22 +221,21 @@ def compute_feature_store(
 def _extract_all(d: DataDir, cfg: FeatureConfig, num_workers: int, progress: bool) -> Iterator[_Result]:
     """Yield each utterance's result, in sorted utterance order."""
     utts = d.utts
-    bar = tqdm(total=len(utts), desc="features", unit="utt", disable=not progress)
-    if num_workers <= 1:
-        _WORKER["d"], _WORKER["cfg"] = d, cfg  # in this process: leave its thread count alone
-        for utt in utts:
-            yield _extract_one(utt)
-            bar.update()
-    else:
-        # fork starts in milliseconds (spawn re-imports torch: seconds per worker); workers
-        # run single-threaded, as torch's own DataLoader workers do after a fork.
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        ctx = multiprocessing.get_context(method)
-        with ctx.Pool(num_workers, initializer=_init_worker, initargs=(d, cfg)) as pool:
-            for result in pool.imap(_extract_one, utts, chunksize=8):
-                yield result
+    with tqdm(total=len(utts), desc="features", unit="utt", disable=not progress) as bar:
+        if num_workers <= 1:
+            _WORKER["d"], _WORKER["cfg"] = d, cfg  # in this process: leave its thread count alone
+            for utt in utts:
+                yield _extract_one(utt)
                 bar.update()
-    bar.close()
+        else:
+            # fork starts in milliseconds (spawn re-imports torch: seconds per worker); workers
+            # run single-threaded, as torch's own DataLoader workers do after a fork.
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+            ctx = multiprocessing.get_context(method)
+            with ctx.Pool(num_workers, initializer=_init_worker, initargs=(d, cfg)) as pool:
+                for result in pool.imap(_extract_one, utts, chunksize=8):
+                    yield result
+                    bar.update()
 
 
 _WORKER: dict = {}
@@ -242,28 +248,29 @@ def _init_worker(d: DataDir, cfg: FeatureConfig) -> None:
 
 def _extract_one(utt: str) -> _Result:
     try:
-        feats, resampled, seconds = extract_utterance(_WORKER["d"], utt, _WORKER["cfg"])
+        x = extract_utterance(_WORKER["d"], utt, _WORKER["cfg"])
     except AsrError as e:
         return _Result(utt, None, str(e))
-    return _Result(utt, feats, None, resampled, seconds)
+    return _Result(utt, x.feats, None, x.resampled, x.seconds, channels=x.channels)
 
 
 def _read_wrapped(d: DataDir, scp: Path, progress: bool) -> Iterator[_Result]:
     """Yield the wrapped scp's features (with their locations), in sorted utterance order."""
     table = _read_scp(scp)
-    for utt in tqdm(d.utts, desc="features (scp)", unit="utt", disable=not progress):
-        if utt not in table:
-            yield _Result(utt, None, f"utterance '{utt}': not in {scp}")
-            continue
-        try:
-            feats = np.asarray(kaldiio.load_mat(table[utt]), dtype=np.float32)
-        except Exception as e:  # kaldiio raises many types for bad arks
-            yield _Result(utt, None, f"utterance '{utt}': cannot read its features via {scp} ({e})")
-            continue
-        if feats.ndim != 2 or feats.shape[0] == 0 or not np.all(np.isfinite(feats)):
-            yield _Result(utt, None, f"utterance '{utt}': features in {scp} are empty, not a matrix, or not finite")
-            continue
-        yield _Result(utt, feats, location=table[utt])
+    with tqdm(d.utts, desc="features (scp)", unit="utt", disable=not progress) as utts:
+        for utt in utts:
+            if utt not in table:
+                yield _Result(utt, None, f"utterance '{utt}': not in {scp}")
+                continue
+            try:
+                feats = np.asarray(kaldiio.load_mat(table[utt]), dtype=np.float32)
+            except Exception as e:  # kaldiio raises many types for bad arks
+                yield _Result(utt, None, f"utterance '{utt}': cannot read its features via {scp} ({e})")
+                continue
+            if feats.ndim != 2 or feats.shape[0] == 0 or not np.all(np.isfinite(feats)):
+                yield _Result(utt, None, f"utterance '{utt}': features in {scp} are empty, not a matrix, or not finite")
+                continue
+            yield _Result(utt, feats, location=table[utt])
 
 
 def _read_scp(scp: Path) -> dict[str, str]:
@@ -285,7 +292,8 @@ def _read_scp(scp: Path) -> dict[str, str]:
                 raise AsrError(f"{scp}:{lineno}: expected 'utt ark_path:offset'")
             utt, spec = parts[0], parts[1].strip()
             if spec.endswith("|"):
-                raise AsrError(f"{scp}:{lineno}: piped entries are not supported; give ark files")
+                raise AsrError(f"{scp}:{lineno}: '{utt}' is a shell pipeline ('cmd |'); piped feature entries "
+                               "are not run, give ark files (copy-feats ... ark,scp:feats.ark,feats.scp)")
             path, sep, offset = spec.rpartition(":")
             if not sep or not offset.isdigit():
                 path, sep, offset = spec, "", ""
@@ -312,9 +320,9 @@ def _write_store(tmp: Path, d: DataDir, results: Iterator[_Result]) -> dict:
     frames: dict[str, int] = {}
     speaker_stats: dict[str, np.ndarray] = {}
     skipped: dict[str, str] = {}
-    num_resampled, audio_seconds, raw_dim = 0, 0.0, None
+    num_resampled, num_multichannel, audio_seconds, raw_dim = 0, 0, 0.0, None
     with open(tmp / "feats.ark", "wb") as ark, open(tmp / "feats.scp", "w") as scp:
-        for utt, feats, error, resampled, seconds, location in results:
+        for utt, feats, error, resampled, seconds, location, channels in results:
             if feats is None:
                 skipped[utt] = error
                 if len(skipped) <= _MAX_LISTED:
@@ -336,6 +344,7 @@ def _write_store(tmp: Path, d: DataDir, results: Iterator[_Result]) -> dict:
             stats = cmvn_stats(feats)
             speaker_stats[spk] = speaker_stats[spk] + stats if spk in speaker_stats else stats
             num_resampled += bool(resampled)
+            num_multichannel += channels > 1
             audio_seconds += seconds
     if wrapped:
         (tmp / "feats.ark").unlink()
@@ -351,6 +360,7 @@ def _write_store(tmp: Path, d: DataDir, results: Iterator[_Result]) -> dict:
     return {
         "raw_dim": raw_dim, "num_utts": len(frames), "num_frames": sum(frames.values()),
         "num_skipped": len(skipped), "skipped": skipped, "num_resampled": num_resampled,
+        "num_multichannel": num_multichannel,
         "audio_seconds": round(audio_seconds, 3), "num_speakers": len(speaker_stats),
     }
 
@@ -367,6 +377,9 @@ def _log_summary(out_dir: Path, s: dict) -> None:
             "features: resampled %d utterances whose sample rate differs from features.sample_rate",
             s["num_resampled"],
         )
+    if s["num_multichannel"]:
+        log.warning("features: %d utterances of multi-channel audio: channel 0 used (as Kaldi does)",
+                    s["num_multichannel"])
 
 
 def _fingerprint(d: DataDir, scp: Path | None) -> str:

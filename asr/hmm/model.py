@@ -101,9 +101,12 @@ class GmmHmm:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "GmmHmm":
         try:
-            d = torch.load(path, weights_only=True)
-        except (OSError, RuntimeError) as e:
-            raise AsrError(f"{path}: cannot read GMM-HMM model ({e})") from None
+            d = torch.load(path, weights_only=True)  # no code runs from the file
+        except Exception as e:  # noqa: BLE001 - torch raises many types (a refused pickle among them)
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise AsrError(f"{path}: cannot read GMM-HMM model ({type(e).__name__}: {first})") from None
+        if not isinstance(d, dict) or not all(k in d for k in ("tm", "pdf_map", "gmm")):
+            raise AsrError(f"{path}: not a GMM-HMM model of asr (no tm / pdf_map / gmm)")
         kind = d["pdf_map"]["kind"]
         if kind == "mono":
             pdf_map: PdfMap = MonophonePdfMap.from_state_dict(d["pdf_map"])

@@ -29,6 +29,7 @@ class DataSchema:
     dev_set: str = MISSING
     test_sets: List[str] = MISSING
     multi_condition: List[str] = field(default_factory=list)
+    allow_pipes: bool = MISSING
 
 
 # ---------------------------------------------------------------------------- features

@@ -60,6 +60,8 @@ class RecipeSettings:
             training data (``babble_snr5``, ``reverb_t60_400``, ``reverb_t60_400_white_snr10``:
             a set name without its base); each becomes the set ``<train_set>_<condition>``.
         gmm_decode_stages: the GMM stages ``gmm_decode`` decodes (None: every stage trained).
+        allow_pipes: Kaldi ``wav.scp`` entries that are shell pipelines (``cmd |``) may be
+            run to read audio (``data.allow_pipes``); else they are refused.
     """
 
     corpus_root: Path
@@ -91,6 +93,7 @@ class RecipeSettings:
     decode_dir: Path | None = None
     multi_condition: list[str] = field(default_factory=list)
     gmm_decode_stages: list[str] | None = None
+    allow_pipes: bool = False
 
     @property
     def train_copies(self) -> list[str]:

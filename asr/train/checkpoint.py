@@ -35,24 +35,46 @@ def epoch_path(exp_dir: Path, epoch: int) -> Path:
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     """Write ``state`` to ``path`` atomically: a temporary file in the same folder, flushed
     and fsynced, then renamed over ``path`` (and the folder fsynced), so a reader sees the
-    old file or the new one, never half of one."""
+    old file or the new one, never half of one.
+
+    Raises:
+        AsrError: the file cannot be written (a full or read-only disk), naming it; the
+            old file, if any, is left as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except (OSError, RuntimeError) as e:
+        # torch.save turns a failed write into a RuntimeError of its zip writer, with the
+        # OSError (full disk, file too large) as its context: that is the reason to give.
+        cause = _os_error_in(e)
+        if cause is None:
+            raise
+        raise AsrError(f"{path}: cannot write checkpoint ({cause.strerror or cause})") from None
     finally:
         if tmp.exists():
             tmp.unlink()
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+
+
+def _os_error_in(e: BaseException | None) -> OSError | None:
+    """``e`` or the first OSError it was raised from or while handling."""
+    seen = 0
+    while e is not None and seen < 10:
+        if isinstance(e, OSError):
+            return e
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return None
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -67,7 +89,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for damaged or foreign files
-        raise AsrError(f"{path}: cannot read checkpoint ({type(e).__name__}: {e})") from None
+        # One line: weights_only refusals run to a page of advice (a pickle that would run code lands here).
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise AsrError(f"{path}: cannot read checkpoint ({type(e).__name__}: {first})") from None
     if not isinstance(state, dict) or "model" not in state or "model_spec" not in state:
         raise AsrError(f"{path}: not a checkpoint of asr (no model / model_spec)")
     return state
