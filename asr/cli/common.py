@@ -38,26 +38,19 @@ def find_config_dir() -> str:
 CONFIG_DIR = find_config_dir()
 
 
-_CALLBACKS = "asr"  # the hydra/callbacks option every command runs with (OutputDirCheck)
-
-
 def hydra_app(config_name: str) -> Callable[[F], F]:
     """``hydra.main`` on ``CONFIG_DIR/<config_name>.yaml``, with the config schemas registered first.
 
-    The command also runs with ``hydra/callbacks=asr`` (unless the command line picks its own
-    callbacks): :class:`OutputDirCheck` makes the output folder before Hydra does, so that a
-    read-only or full file system gets one ``error:`` line instead of Hydra's traceback.
-    Logging errors (a log file on a full disk) no longer print tracebacks either: the
-    console keeps every line.
+    Every command's config names :class:`OutputDirCheck` under ``hydra.callbacks``: it makes
+    the output folder before Hydra does, so that a read-only or full file system gets one
+    ``error:`` line instead of Hydra's traceback. Logging errors (a log file on a full disk)
+    no longer print tracebacks either: the console keeps every line.
     """
     import hydra
-    from hydra.core.config_store import ConfigStore
 
     from asr.recipe.schema import register
 
     register()
-    ConfigStore.instance().store(group="hydra/callbacks", name=_CALLBACKS, provider="asr",
-                                 node={"output_dir": {"_target_": f"{__name__}.OutputDirCheck"}})
     hydra_main = hydra.main(version_base=None, config_path=CONFIG_DIR, config_name=config_name)
 
     def decorate(fn: F) -> F:
@@ -65,11 +58,6 @@ def hydra_app(config_name: str) -> Callable[[F], F]:
 
         @functools.wraps(fn)
         def entry(*args, **kwargs):
-            argv = sys.argv[1:]
-            if not any(a.lstrip("+~").startswith("hydra/callbacks") for a in argv):
-                # Beside the other overrides: argparse takes one run of positional arguments only.
-                first = next((i for i, a in enumerate(argv) if "=" in a and not a.startswith("-")), len(argv))
-                sys.argv.insert(1 + first, f"hydra/callbacks={_CALLBACKS}")
             logging.raiseExceptions = False
             return run(*args, **kwargs)
 
