@@ -19,7 +19,8 @@ def main(cfg: DictConfig) -> None:
 
     checkpoint = Path(cfg.checkpoint)
     t = Transcriber(checkpoint, read_checkpoint(checkpoint), experiment_of(checkpoint), cfg.num_workers,
-                    SearchOptions(beam=cfg.beam, scale_beam=False), tuple(float(x) for x in cfg.fmllr_min_frames))
+                    SearchOptions(beam=cfg.beam, scale_beam=False), tuple(float(x) for x in cfg.fmllr_min_frames),
+                    float(cfg.segment_seconds))
     utt2spk = read_table(Path(cfg.utt2spk)) if cfg.utt2spk else None
     for r in t.transcribe(list_audio(cfg.audio), utt2spk, phones=cfg.phones):
         line = f"{r.path}\t{' '.join(r.words) if r.words is not None else ''}"

@@ -10,6 +10,13 @@ Each file is one utterance. Its front end repeats the training run's:
   back to a diagonal, offset-only or no transform when a speaker has few frames), then the
   network's CMVN, deltas and splicing of the adapted frames.
 
+Files longer than ``max_segment_seconds`` (default 30 s) are cut into segments at pauses
+(:mod:`asr.features.segment`: the quietest 0.3 s of each window, energy-based) after feature
+extraction (chunked, so a 30-minute file stays well under 2 GB): each segment is an
+utterance of the file's speaker (CMVN and fMLLR statistics still cover the whole file), the
+network and the search see each segment alone, and the words are joined in order. Short
+files are decoded whole, as before.
+
 The search uses the values the run tuned on its dev set (``results.json`` beside the
 checkpoint); without them, defaults are used and said so.
 """
@@ -34,6 +41,7 @@ from asr.errors import AsrError
 from asr.features.cmvn import cmvn_stats
 from asr.features.config import FeatureConfig
 from asr.features.extract import compute_features
+from asr.features.segment import segment_samples
 from asr.features.store import transform_features
 from asr.graph.ngram_lm import read_symbols_by_id
 from asr.graph.search import SearchOptions
@@ -43,6 +51,9 @@ log = logging.getLogger(__name__)
 AUDIO_SUFFIXES = (".wav", ".flac", ".sph", ".ogg", ".aiff", ".aif")
 # Used when the run recorded no tuned values (results.json missing).
 DEFAULT_POINTS = {"hybrid": GridPoint(1.0, 0.3, 0.0), "ctc": GridPoint(0.0, 1.0, 0.0)}
+# Segment frames sent through the network and the search at once (10 minutes at 10 ms):
+# bounds the posteriors held (a hybrid's 2,000 pdfs x 30 min would be 1.4 GB).
+GROUP_FRAMES = 60000
 
 
 def list_audio(path: str | os.PathLike) -> list[Path]:
@@ -80,11 +91,14 @@ class Transcriber:
             full, a diagonal and an offset-only transform (fewer: none). The default full
             threshold, 100, was chosen on small's dev set transcribed file by file (WER 33.9 %
             against 37.6 % with the recipe's 300, which gives most single files a diagonal one).
+        max_segment_seconds: files longer than this are cut at pauses into segments of at
+            most this length, decoded one by one (default 30 s; 0 or less: never cut).
     """
 
     def __init__(self, checkpoint: Path, ckpt: Mapping[str, Any], exp_dir: Path, num_workers: int = 1,
                  search: SearchOptions | None = None,
-                 fmllr_min_counts: tuple[float, float, float] = (100.0, 60.0, 10.0)) -> None:
+                 fmllr_min_counts: tuple[float, float, float] = (100.0, 60.0, 10.0),
+                 max_segment_seconds: float = 30.0) -> None:
         self.net: Network = load_network(ckpt, str(checkpoint))
         self.exp_dir = exp_dir
         self.num_workers = num_workers
@@ -107,6 +121,7 @@ class Transcriber:
             if self.graphs["words"].is_file() and (lang / "words.txt").is_file() else None
         self.points = self._tuned_points()
         self.fmllr_min_counts = fmllr_min_counts
+        self.max_segment_seconds = max_segment_seconds
         self._fmllr = None
 
     def _tuned_points(self) -> dict[str, GridPoint]:
@@ -149,9 +164,13 @@ class Transcriber:
 
     def features(self, samples: Mapping[str, np.ndarray], utt2spk: Mapping[str, str]) -> dict[str, np.ndarray]:
         """utt -> [T, F] network input frames of a batch of files (speakers as ``utt2spk``)."""
+        ext = self._extraction_config()
+        return self.front_end({u: compute_features(x, ext, utt=u).numpy() for u, x in samples.items()}, utt2spk)
+
+    def front_end(self, raw: Mapping[str, np.ndarray], utt2spk: Mapping[str, str]) -> dict[str, np.ndarray]:
+        """utt -> [T, F] network input frames from the extracted ones (CMVN per speaker; fMLLR)."""
         net_cfg = FeatureConfig.from_dict(dict(self.feats["options"]))
         ext = self._extraction_config()
-        raw = {u: compute_features(x, ext, utt=u).numpy() for u, x in samples.items()}
         if self.feats["kind"] == "fmllr":
             raw = self._fmllr_frames(_cmvn(raw, utt2spk, ext), utt2spk)
             return _cmvn(raw, utt2spk, net_cfg)
@@ -198,30 +217,84 @@ class Transcriber:
             utt2spk: file path (as given) -> speaker; default: each file its own speaker.
             phones: also decode phones.
         """
-        samples: dict[str, np.ndarray] = {}
+        ext = self._extraction_config()
+        shift = int(ext.sample_rate * ext.frame_shift * 0.001)
+        max_frames = int(self.max_segment_seconds * 1000 / ext.frame_shift) if self.max_segment_seconds > 0 else 0
+        raw: dict[str, np.ndarray] = {}  # segment id -> [frames, dim] extracted features
+        segments: dict[str, list[str]] = {}  # file -> its segment ids, in order
         for f in files:
+            u = str(f)
             try:
-                samples[str(f)] = self.read(f)
+                samples = self.read(f)
             except AsrError as e:
                 log.warning("skipped: %s", e)
-        if len(samples) < len(files):
-            log.warning("%d of %d audio file(s) could not be read and were skipped", len(files) - len(samples),
+                continue
+            feats = compute_features(samples, ext, utt=u).numpy()  # chunked: long files stay small
+            if max_frames and len(feats) > max_frames:
+                ranges = _clip(segment_samples(samples, shift, max_frames), len(feats))
+                ids = [f"{u}#{k:04d}" for k in range(len(ranges))]
+                raw.update((i, feats[s:e]) for i, (s, e) in zip(ids, ranges))
+                log.info("%s: %.1f s cut at pauses into %d segments of at most %g s", f, len(samples) / ext.sample_rate,
+                         len(ids), self.max_segment_seconds)
+            else:
+                ids = [u]
+                raw[u] = feats
+            segments[u] = ids
+            del samples
+        if len(segments) < len(files):
+            log.warning("%d of %d audio file(s) could not be read and were skipped", len(files) - len(segments),
                         len(files))
-        if not samples:  # nothing to print: a clean failure, not an empty success
+        if not segments:  # nothing to print: a clean failure, not an empty success
             raise AsrError(f"no audio file could be read ({len(files)} tried; each is named above)")
-        spk = {u: (utt2spk or {}).get(u, u) for u in samples}
-        feats = self.features(samples, spk)
-        post = dict(log_posteriors(self.net, ((u, feats[u]) for u in samples)))
-        hyps: dict[str, dict[str, list[str]]] = {}
+        spk = {i: (utt2spk or {}).get(u, u) for u, ids in segments.items() for i in ids}
+        feats = self.front_end(raw, spk)
+        del raw
         levels = (["phones"] if phones or self.words is None else []) + (["words"] if self.words else [])
+        hyps: dict[str, dict[str, list[str]]] = {level: {} for level in levels}
+        failed = dict.fromkeys(levels, 0)
+        order = [i for ids in segments.values() for i in ids]
+        for group in _groups(order, {i: len(feats[i]) for i in order}, GROUP_FRAMES):
+            post = dict(log_posteriors(self.net, ((i, feats[i]) for i in group)))
+            for level in levels:
+                res = decode_grid(self.graphs[level], post, self.net.bias, [self.points[level]], self.search,
+                                  self.num_workers)
+                sym = (lambda i: self.phones[i - 1]) if level == "phones" else (lambda i: self.words[i])
+                hyps[level].update((i, [sym(x) for x in labels]) for i, labels in res.hyps[0].items())
+                failed[level] += res.failed[0]
+            del post
         for level in levels:
-            res = decode_grid(self.graphs[level], post, self.net.bias, [self.points[level]], self.search,
-                              self.num_workers)
-            sym = (lambda i: self.phones[i - 1]) if level == "phones" else (lambda i: self.words[i])
-            hyps[level] = {u: [sym(i) for i in labels] for u, labels in res.hyps[0].items()}
-            if res.failed[0]:
-                log.warning("%d file(s) gave no %s path (empty transcript)", res.failed[0], level)
-        return [Transcript(Path(u), hyps.get("words", {}).get(u), hyps.get("phones", {}).get(u)) for u in samples]
+            if failed[level]:
+                log.warning("%d file(s) or segment(s) gave no %s path (empty transcript)", failed[level], level)
+
+        def joined(level: str, u: str) -> list[str] | None:
+            if level not in hyps:
+                return None
+            if len(segments[u]) == 1:  # a file decoded whole: as before (None when it gave no path)
+                return hyps[level].get(u)
+            return [w for i in segments[u] for w in hyps[level].get(i, [])]
+
+        return [Transcript(Path(u), joined("words", u), joined("phones", u)) for u in segments]
+
+
+def _clip(ranges: list[tuple[int, int]], num_frames: int) -> list[tuple[int, int]]:
+    """Frame ranges of the energy blocks clipped to the ``num_frames`` feature frames
+    (a few fewer: the window's edges); empty ones dropped, the last ending at ``num_frames``."""
+    out = [(s, min(e, num_frames)) for s, e in ranges if s < num_frames]
+    out[-1] = (out[-1][0], num_frames)
+    return out
+
+
+def _groups(ids: Sequence[str], frames: Mapping[str, int], limit: int) -> list[list[str]]:
+    """``ids`` in order, in runs of at most ``limit`` frames (a longer utterance alone)."""
+    out: list[list[str]] = []
+    total = 0
+    for i in ids:
+        if not out or total + frames[i] > limit:
+            out.append([])
+            total = 0
+        out[-1].append(i)
+        total += frames[i]
+    return out
 
 
 def _cmvn(raw: Mapping[str, np.ndarray], utt2spk: Mapping[str, str], cfg: FeatureConfig) -> dict[str, np.ndarray]:

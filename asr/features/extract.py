@@ -12,6 +12,7 @@ import torchaudio.functional as AF
 from asr.data.kaldi_dir import DataDir, read_utterance
 from asr.errors import AsrError
 from asr.features.config import FeatureConfig
+from asr.features import kaldi_compat as kc
 from asr.features.kaldi_compat import fbank, mfcc
 
 # Kaldi reads 16-bit audio as integers: features and dither use the int16 scale.
@@ -25,31 +26,76 @@ def dither_seed(seed: int, utt: str) -> int:
     return int.from_bytes(digest, "little") & ((1 << 63) - 1)
 
 
-def compute_features(samples: np.ndarray, cfg: FeatureConfig, utt: str = "") -> torch.Tensor:
+# Frames computed at once by :func:`compute_features`: 60 s at a 10 ms shift. The framing,
+# FFT and mel intermediates of one chunk take a few hundred MB (a whole 10-minute signal at
+# once peaked at 1.6 GB and ran 8x slower); the frames do not depend on the chunk size.
+CHUNK_FRAMES = 6000
+
+
+def compute_features(samples: np.ndarray, cfg: FeatureConfig, utt: str = "",
+                     chunk_frames: int = CHUNK_FRAMES) -> torch.Tensor:
     """fbank or MFCC of float audio in [-1, 1] at ``cfg.sample_rate``.
+
+    Long signals are processed ``chunk_frames`` frames at a time: each chunk is the slice
+    of samples its frames cover (overlapping the next by window - shift samples; with
+    ``snip_edges`` false, the ends mirrored as :func:`asr.features.kaldi_compat.frame_signal`
+    mirrors them), so the frames equal those of the whole signal at once, while memory
+    stays that of one chunk. The dither is drawn once for the whole signal, as the
+    whole-signal path draws it, so it is the same noise too.
 
     Args:
         samples: [T] float32 in [-1, 1] (as :func:`asr.data.kaldi_dir.load_audio` returns).
         cfg: options; ``cfg.kind`` picks fbank or mfcc.
         utt: utterance id, seeds the dither with ``cfg.seed``.
+        chunk_frames: frames per chunk (default :data:`CHUNK_FRAMES`, 60 s at 10 ms).
 
     Returns:
         [frames, dim] float32 (dim = num_mel_bins (+1 with use_energy) or num_ceps).
     """
+    if cfg.kind not in ("fbank", "mfcc"):
+        raise AsrError(f"features.kind '{cfg.kind}' is not computed from audio")
     x = torch.from_numpy(np.asarray(samples, dtype=np.float32)) * INT16_SCALE
-    generator = torch.Generator().manual_seed(dither_seed(cfg.seed, utt)) if cfg.dither else None
+    length = int(cfg.sample_rate * cfg.frame_length * 0.001)  # window, samples
+    shift = int(cfg.sample_rate * cfg.frame_shift * 0.001)  # hop, samples
+    total = kc.num_frames(x.shape[0], length, shift, cfg.snip_edges)
+    if total <= chunk_frames:
+        generator = torch.Generator().manual_seed(dither_seed(cfg.seed, utt)) if cfg.dither else None
+        return _frames_of(x, cfg, cfg.snip_edges, cfg.dither, generator)
+    if cfg.dither:
+        # Exactly the whole-signal path's x + dither * noise, noise drawn for all T samples at once.
+        noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(dither_seed(cfg.seed, utt)))
+        x = x + cfg.dither * noise
+        del noise
+    first = 0 if cfg.snip_edges else shift // 2 - length // 2  # first sample of frame 0 (<= 0 unless hop > window)
+    # Equal chunks (none tiny: BLAS takes another summation path for a one-row product,
+    # which changed a last one-frame chunk in the 6th digit).
+    num_chunks = -(-total // chunk_frames)
+    edges = [round(i * total / num_chunks) for i in range(num_chunks + 1)]
+    out = []
+    for f0, f1 in zip(edges[:-1], edges[1:]):
+        a, b = f0 * shift + first, (f1 - 1) * shift + first + length  # samples frames f0..f1-1 read
+        piece = x[max(a, 0):min(b, x.shape[0])]
+        if a < 0 or b > x.shape[0]:  # an end of the signal: Kaldi's reflection, as frame_signal does it
+            piece = torch.from_numpy(np.pad(piece.numpy(), (max(0, -a), max(0, b - x.shape[0])), mode="symmetric"))
+        feats = _frames_of(piece, cfg, True, 0.0, None)  # [f1 - f0, dim]: the slice holds exactly those frames
+        assert feats.shape[0] == f1 - f0, (feats.shape, f0, f1)
+        out.append(feats)
+    return torch.cat(out)  # [total, dim]
+
+
+def _frames_of(x: torch.Tensor, cfg: FeatureConfig, snip_edges: bool, dither: float,
+               generator: torch.Generator | None) -> torch.Tensor:
+    """fbank / MFCC of ``x`` ([T], int16 scale) with ``cfg``'s options but these framing and dither ones."""
     common = dict(
         sample_rate=cfg.sample_rate, num_mel_bins=cfg.num_mel_bins, frame_length=cfg.frame_length,
-        frame_shift=cfg.frame_shift, dither=cfg.dither, preemphasis_coefficient=cfg.preemphasis_coefficient,
-        window_type=cfg.window_type, snip_edges=cfg.snip_edges, low_freq=cfg.low_freq,
+        frame_shift=cfg.frame_shift, dither=dither, preemphasis_coefficient=cfg.preemphasis_coefficient,
+        window_type=cfg.window_type, snip_edges=snip_edges, low_freq=cfg.low_freq,
         high_freq=cfg.high_freq, use_energy=cfg.use_energy, energy_floor=cfg.energy_floor,
         generator=generator,
     )
     if cfg.kind == "fbank":
         return fbank(x, **common)
-    if cfg.kind == "mfcc":
-        return mfcc(x, num_ceps=cfg.num_ceps, cepstral_lifter=cfg.cepstral_lifter, **common)
-    raise AsrError(f"features.kind '{cfg.kind}' is not computed from audio")
+    return mfcc(x, num_ceps=cfg.num_ceps, cepstral_lifter=cfg.cepstral_lifter, **common)
 
 
 class Extracted(NamedTuple):
