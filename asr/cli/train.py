@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -116,6 +117,10 @@ def _sweep_job_folders(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     if hc.mode != RunMode.MULTIRUN:
         return
+    if multiprocessing.get_start_method(allow_none=True) not in (None, "fork", "spawn", "forkserver"):
+        # A launcher's worker (joblib's loky) sets a start method of its own, which the processes
+        # our stages spawn would inherit and fail to start with ("cannot find context for 'loky'").
+        multiprocessing.set_start_method("spawn", force=True)
     cfg.exp_dir = str(Path(hc.runtime.output_dir).absolute())
     if cfg.cache_dir is None:
         cfg.cache_dir = str(Path(hc.sweep.dir).absolute() / "cache")
