@@ -439,6 +439,17 @@ def _run_in_workers(tasks: list[tuple[_Job, str]], num_workers: int) -> list[dic
     return results
 
 
+def _pid_alive(pid: str) -> bool:
+    """Whether process ``pid`` (a string from a folder name) still runs."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _read_marker(out_dir: Path) -> dict | None:
     try:
         return json.loads((out_dir / MARKER).read_text())
@@ -494,8 +505,10 @@ def synthesize_mini_timit(out_dir: Path, size: str = "small", seed: int = 0, num
     start = time.perf_counter()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    # Temp folders of runs killed mid-synthesis (their process is gone) would stay forever.
+    for leftover in out_dir.parent.glob(f".{out_dir.name}.tmp-*"):
+        if leftover == tmp or not _pid_alive(leftover.name.rsplit("-", 1)[-1]):
+            shutil.rmtree(leftover, ignore_errors=True)
     tmp.mkdir()
     try:
         tasks = [(job, str(tmp)) for job in plan]

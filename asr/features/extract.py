@@ -63,8 +63,9 @@ def compute_features(samples: np.ndarray, cfg: FeatureConfig, utt: str = "",
         return _frames_of(x, cfg, cfg.snip_edges, cfg.dither, generator)
     if cfg.dither:
         # Exactly the whole-signal path's x + dither * noise, noise drawn for all T samples at once.
+        # In place (the same float32 operations): a 30-minute signal is 115 MB a copy.
         noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(dither_seed(cfg.seed, utt)))
-        x = x + cfg.dither * noise
+        x.add_(noise.mul_(cfg.dither))
         del noise
     first = 0 if cfg.snip_edges else shift // 2 - length // 2  # first sample of frame 0 (<= 0 unless hop > window)
     # Equal chunks (none tiny: BLAS takes another summation path for a one-row product,

@@ -36,14 +36,17 @@ def frame_energy_db(samples: np.ndarray, shift: int) -> np.ndarray:
         [ceil(T / shift)] float64 mean-square energy in dB (floored at -200 dB); the last
         block may be shorter.
     """
-    x = np.asarray(samples, dtype=np.float64)
+    x = np.asarray(samples)
     n = -(-len(x) // shift)
-    sq = np.zeros(n * shift)
-    sq[:len(x)] = x * x
-    counts = np.full(n, float(shift))
-    if n:
-        counts[-1] = len(x) - (n - 1) * shift
-    power = sq.reshape(n, shift).sum(axis=1) / counts
+    power = np.empty(n)
+    step = 100_000 * shift  # blocks at a time, in float64: no copy of the whole signal
+    for a in range(0, len(x), step):
+        piece = np.asarray(x[a:a + step], dtype=np.float64)
+        full = len(piece) // shift
+        i = a // shift
+        power[i:i + full] = np.square(piece[:full * shift].reshape(full, shift)).mean(axis=1)
+        if len(piece) > full * shift:  # the last, shorter block
+            power[i + full] = np.square(piece[full * shift:]).mean()
     return 10.0 * np.log10(np.maximum(power, 1e-20))
 
 

@@ -174,9 +174,13 @@ class _Trainer:
         if not self.env.is_main:
             return
         state = self.state(epoch, dev_err)
-        ckpt.save_checkpoint(ckpt.epoch_path(self.exp_dir, epoch), state)
+        # The epoch checkpoint last: it is what a resume starts after, so best.pt (and the
+        # history line, written before this) must already be there when it appears. (Killed
+        # between the two, a resume from epoch N left best.pt at an older epoch and epoch N's
+        # history line missing.)
         if self.best[0] == epoch:
             ckpt.save_checkpoint(self.exp_dir / "best.pt", state)
+        ckpt.save_checkpoint(ckpt.epoch_path(self.exp_dir, epoch), state)
 
     def prepare_run_dir(self) -> None:
         """Resume from the last checkpoint, or move an old run aside when not resuming."""
@@ -395,10 +399,11 @@ class _Trainer:
         if line["dev_err"] < self.best[1]:
             self.best = (epoch, line["dev_err"])
         self.newbob.step(line["dev_err"])
-        self.save_checkpoint(epoch, line["dev_err"])
-        if self.env.is_main:
+        if self.env.is_main:  # before the checkpoint: a resume drops lines of epochs after its checkpoint
             with open(self.exp_dir / "history.jsonl", "a") as f:
                 f.write(json.dumps(line) + "\n")
+        self.save_checkpoint(epoch, line["dev_err"])
+        if self.env.is_main:
             for key in ("train_loss", "dev_loss", "dev_err", "lr", "train_seconds", "train_loss_mono",
                         "dev_loss_mono"):
                 if key in line:
