@@ -268,6 +268,13 @@ def format_table(runs: Sequence[Run]) -> str:
     return "\n".join(lines)
 
 
+def plot_label(run: Run) -> str:
+    """A run's name in the plot: its folder name, with its recipe when the name does not say
+    it (a sweep's job folders are numbers)."""
+    recipe = run.results.get("recipe")
+    return run.name if not recipe or recipe in run.name else f"{run.name} {recipe}"
+
+
 def plot_runs(runs: Sequence[Run], out: str | os.PathLike) -> Path:
     """One PNG: seconds per epoch, error per test set (with intervals), dev error per epoch."""
     import matplotlib
@@ -278,11 +285,12 @@ def plot_runs(runs: Sequence[Run], out: str | os.PathLike) -> Path:
     out = Path(out)
     sets = set_names(runs)
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
-    names = [r.name for r in runs]
-    spe = [r.seconds_per_epoch() or (0.0, 0.0) for r in runs]
+    names = [plot_label(r) for r in runs]
     colours = [f"C{i % 10}" for i in range(len(runs))]  # one colour per run in every panel
-    axes[0].bar(range(len(runs)), [m for m, _ in spe], yerr=[s for _, s in spe], color=colours)
-    axes[0].set_xticks(range(len(runs)), names, rotation=30, ha="right", fontsize=8)
+    timed = [i for i, r in enumerate(runs) if r.seconds_per_epoch()]  # GMM rows have no epochs
+    spe = [runs[i].seconds_per_epoch() for i in timed]
+    axes[0].bar(range(len(timed)), [m for m, _ in spe], yerr=[s for _, s in spe], color=[colours[i] for i in timed])
+    axes[0].set_xticks(range(len(timed)), [names[i] for i in timed], rotation=30, ha="right", fontsize=8)
     axes[0].set_ylabel("seconds per epoch")
     width = 0.8 / max(1, len(runs))
     for i, r in enumerate(runs):
@@ -296,14 +304,14 @@ def plot_runs(runs: Sequence[Run], out: str | os.PathLike) -> Path:
             lo.append(rate.value - (rate.low if rate.low is not None else rate.value))
             hi.append((rate.high if rate.high is not None else rate.value) - rate.value)
         if xs:
-            axes[1].bar(xs, ys, width, yerr=[lo, hi], label=r.name, capsize=2, color=colours[i])
+            axes[1].bar(xs, ys, width, yerr=[lo, hi], label=names[i], capsize=2, color=colours[i])
     axes[1].set_xticks([j + 0.4 - width / 2 for j in range(len(sets))], sets, rotation=30, ha="right", fontsize=8)
     axes[1].set_ylabel("PER % (95 % interval)")
     axes[1].legend(fontsize=7)
     for i, r in enumerate(runs):
         rows = [h for h in r.history if h.get("dev_err") is not None]
         if rows:
-            axes[2].plot([h["epoch"] for h in rows], [h["dev_err"] for h in rows], marker="o", ms=3, label=r.name,
+            axes[2].plot([h["epoch"] for h in rows], [h["dev_err"] for h in rows], marker="o", ms=3, label=names[i],
                          color=colours[i])
     axes[2].set_xlabel("epoch")
     axes[2].set_ylabel("dev error % (frame error or greedy PER)")
