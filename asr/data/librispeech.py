@@ -45,6 +45,7 @@ EMPTY_TRANSCRIPT = "empty transcript"
 BAD_AUDIO = "unreadable or empty FLAC"
 DUPLICATE = "duplicate id"
 BAD_ID = "bad utterance id"
+NOT_UTF8 = "transcript not UTF-8"
 
 
 def data_dir_name(subset: str) -> str:
@@ -161,14 +162,20 @@ def _scan_subset(subset_dir: Path) -> tuple[list[_Line], dict[Path, dict[str, Pa
             prefix = f"{spk_dir.name}-{chap_dir.name}-"
             for trans in transcripts:
                 try:
-                    text = trans.read_text(encoding="utf-8", errors="replace")
+                    data = trans.read_bytes()
                 except OSError as e:
                     raise AsrError(f"{trans}: cannot read ({e.strerror})") from None
-                for lineno, raw in enumerate(text.splitlines(), 1):
+                for lineno, raw_bytes in enumerate(data.splitlines(), 1):
+                    where = f"{trans}:{lineno}"
+                    try:
+                        raw = raw_bytes.decode("utf-8")
+                    except UnicodeDecodeError:  # left out, not guessed: a wrong guess corrupts the text
+                        utt = raw_bytes.split(maxsplit=1)[0].decode("ascii", errors="replace") if raw_bytes.strip() else "?"
+                        problems.append(_Problem(NOT_UTF8, utt, f"{where}: not UTF-8 text; utterance {utt} left out"))
+                        continue
                     if not raw.strip():
                         continue
                     utt, *words = raw.split()
-                    where = f"{trans}:{lineno}"
                     if not utt.startswith(prefix):
                         problems.append(_Problem(BAD_ID, utt, f"{where}: utterance id {utt} does not start "
                                                               f"with {prefix} (the speaker-chapter of its folder)"))

@@ -11,7 +11,8 @@ from asr.recipe.settings import RecipeSettings
 
 def compute_feature_stores(s: RecipeSettings, sets: dict[str, Path]) -> dict[str, FeatureStore]:
     """Extract (or reuse) the network's features of every set under ``exp_dir/features/<set>``."""
-    return {name: compute_feature_store(path, s.exp_dir / "features" / name, s.features, s.num_workers)
+    return {name: compute_feature_store(path, s.exp_dir / "features" / name, s.features, s.num_workers,
+                                        allow_pipes=s.allow_pipes)
             for name, path in sets.items()}
 
 
@@ -39,5 +40,6 @@ def gmm_sets(s: RecipeSettings) -> list[str]:
 def compute_gmm_feature_stores(s: RecipeSettings, sets: dict[str, Path]) -> dict[str, FeatureStore]:
     """The GMM front end's stores, under ``exp_dir/features_gmm/<set>``."""
     cfg = gmm_feature_config(s.seed)
-    return {name: compute_feature_store(sets[name], s.exp_dir / "features_gmm" / name, cfg, s.num_workers)
+    return {name: compute_feature_store(sets[name], s.exp_dir / "features_gmm" / name, cfg, s.num_workers,
+                                        allow_pipes=s.allow_pipes)
             for name in gmm_sets(s)}
