@@ -34,11 +34,7 @@ def main(cfg: DictConfig) -> None:
             voices=_voices(cfg), piper_share=float(cfg.corpus.piper_share),
             test_sources=tuple(cfg.corpus.test_sources),
         )
-        state = "reused" if summary.get("reused") else f"made in {summary['seconds_taken']:.1f} s"
-        print(f"mini-TIMIT ({cfg.corpus.size}, seed {cfg.corpus.seed}) in {out}, {state}:")
-        for split, info in summary["splits"].items():
-            print(f"{split:>5}: {info['utterances']:5d} utts, {info['speakers']:3d} speakers, "
-                  f"{info['seconds'] / 60:7.1f} min of speech")
+        _print_synthesis("mini-TIMIT", cfg, out, summary, summary["splits"], width=5)
         root = out
     else:
         root = Path(cfg.corpus.root)
@@ -48,6 +44,15 @@ def main(cfg: DictConfig) -> None:
     report = prepare_timit(root, data_dir, override="corpus.root")
     print(f"Kaldi data dirs in {data_dir}:")
     print(report.summary())
+
+
+def _print_synthesis(corpus: str, cfg: DictConfig, out: Path, summary: dict, parts: dict, width: int) -> None:
+    """The synthesis summary: made or reused, then utterances, speakers and minutes per part."""
+    state = "reused" if summary.get("reused") else f"made in {summary['seconds_taken']:.1f} s"
+    print(f"{corpus} ({cfg.corpus.size}, seed {cfg.corpus.seed}) in {out}, {state}:")
+    for part, info in parts.items():
+        print(f"{part:>{width}}: {info['utterances']:5d} utts, {info['speakers']:3d} speakers, "
+              f"{info['seconds'] / 60:7.1f} min of speech")
 
 
 def _prepare_librispeech(cfg: DictConfig, out: Path) -> None:
@@ -60,11 +65,7 @@ def _prepare_librispeech(cfg: DictConfig, out: Path) -> None:
 
         summary = synthesize_mini_librispeech(out, size=cfg.corpus.size, seed=int(cfg.corpus.seed),
                                               num_workers=int(cfg.num_workers), voices=_voices(cfg))
-        state = "reused" if summary.get("reused") else f"made in {summary['seconds_taken']:.1f} s"
-        print(f"mini-LibriSpeech ({cfg.corpus.size}, seed {cfg.corpus.seed}) in {out}, {state}:")
-        for subset, info in summary["subsets"].items():
-            print(f"{subset:>15}: {info['utterances']:5d} utts, {info['speakers']:3d} speakers, "
-                  f"{info['seconds'] / 60:7.1f} min of speech")
+        _print_synthesis("mini-LibriSpeech", cfg, out, summary, summary["subsets"], width=15)
         root = out
     else:
         root = Path(cfg.corpus.root)
