@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from asr.data.librispeech import (
     prepare_librispeech,
 )
 from asr.data.mini_librispeech import synthesize_mini_librispeech, transcript_words
+from asr.data.phones import TIMIT48
 from asr.errors import AsrError
 
 RATE = 16000
@@ -257,3 +259,126 @@ def test_mini_librispeech_speaks_mini_timit_samples(mini_runs: list[Path], mini_
     sentence = wavs[0].with_suffix(".TXT").read_text().split(maxsplit=2)[2]
     line = (flac.parent / "1000-100000.trans.txt").read_text().splitlines()[0]
     assert line == "1000-100000-0000 " + " ".join(transcript_words(sentence))
+
+
+# ---------------------------------------------------------------------------- text.phn from a lexicon
+
+# LibriSpeech-style (ARPAbet, CMUdict pronunciations) for the hand-made tree's words, but
+# STAIRCASE, GROANED and GILLIAN: 84-121123-0001 and 174-50561-0000 have a word not in it.
+_ARPABET_LEXICON = """\
+BE\tB IY1
+BUT\tB AH1 T
+DINNER\tD IH1 N ER0
+DO\tD UW1
+FIVE\tF AY1 V
+FOR\tF AO1 R
+FORGOTTEN\tF ER0 G AA1 T AH0 N
+GO\tG OW1
+HE\tHH IY1
+HEAR\tHH IY1 R
+HOPED\tHH OW1 P T
+IN\tIH0 N
+LESS\tL EH1 S
+MINUTES\tM IH1 N AH0 T S
+NAME\tN EY1 M
+OF\tAH1 V
+STEW\tS T UW1
+THAN\tDH AE1 N
+THE\tDH AH0
+THE\tDH IY0
+THERE\tDH EH1 R
+TOO\tT UW1
+WOULD\tW UH1 D
+YOU\tY UW1
+"""
+
+
+def _oov_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.levelno == logging.WARNING and "not in the lexicon" in r.getMessage()]
+
+
+def test_a_lexicon_gives_text_phn_and_utterances_with_oov_words_get_no_line(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    ls = _make_corpus(tmp_path)
+    lexicon = tmp_path / "librispeech-lexicon.txt"
+    lexicon.write_text(_ARPABET_LEXICON)
+    with caplog.at_level(logging.WARNING):
+        report = prepare_librispeech(ls, tmp_path / "data", lexicon=lexicon)
+    dev = read_data_dir(tmp_path / "data" / "dev_clean")
+    # sil, the first pronunciation of each word (closures before stops, no stress), sil.
+    assert dev.phones == {"84-121123-0000": "sil vcl g ow vcl d uw y uw hh iy r sil"}
+    assert dev.utts == ["174-50561-0000", "84-121123-0000", "84-121123-0001"]  # OOV utterances kept
+    assert dev.text["174-50561-0000"] == "FORGOTTEN TOO THE NAME OF GILLIAN"
+    test = read_data_dir(tmp_path / "data" / "test_clean")
+    assert test.phones == {"1089-134686-0000": "sil hh iy hh ow cl p cl t dh eh r w uh vcl d vcl b iy s cl t uw "
+                                               "f ao r vcl d ih n er sil"}
+    assert report.num_utts == {"dev_clean": 3, "test_clean": 1}
+    assert report.num_phones == {"dev_clean": 1, "test_clean": 1}
+    assert report.num_oov == {"dev_clean": 2, "test_clean": 0}
+    assert len(report.skipped) == 9  # OOV utterances are not left out
+    assert "dev_clean:      3 utts,    2 speakers,      0.0 min, text.phn for 1 (2 with words not in the lexicon)" \
+        in report.summary()
+    oov = _oov_warnings(caplog)
+    assert oov == [(f"dev_clean: 2 utterance(s) with words not in the lexicon {lexicon} get no text.phn line "
+                    "(audio and words kept); the first is 174-50561-0000 (GILLIAN)")]
+
+    # Unchanged: reused, counts back from done.json, no new warning.
+    phn = tmp_path / "data" / "dev_clean" / "text.phn"
+    mtime = phn.stat().st_mtime_ns
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        again = prepare_librispeech(ls, tmp_path / "data", lexicon=lexicon)
+    assert phn.stat().st_mtime_ns == mtime and not _oov_warnings(caplog)
+    assert again.num_phones == report.num_phones and again.num_oov == report.num_oov
+
+    # A changed lexicon (GILLIAN added) rebuilds.
+    lexicon.write_text(_ARPABET_LEXICON + "GILLIAN\tJH IH1 L IY0 AH0 N\n")
+    changed = prepare_librispeech(ls, tmp_path / "data", lexicon=lexicon)
+    assert changed.num_phones["dev_clean"] == 2 and changed.num_oov["dev_clean"] == 1
+    assert read_data_dir(tmp_path / "data" / "dev_clean").phones["174-50561-0000"] == \
+        "sil f er vcl g aa cl t ah n cl t uw dh ah n ey m ah v vcl jh ih l iy ah n sil"
+
+
+def test_without_a_lexicon_no_text_phn_and_the_stage_key_is_unchanged(tmp_path: Path) -> None:
+    ls = _make_corpus(tmp_path)
+    report = prepare_librispeech(ls, tmp_path / "data")
+    dev_dir = tmp_path / "data" / "dev_clean"
+    assert not (dev_dir / "text.phn").exists() and read_data_dir(dev_dir).phones == {}
+    assert report.num_phones == {} and "text.phn" not in report.summary()
+    # The key as before lexicons existed: data dirs prepared then are reused.
+    assert set(json.loads((dev_dir / "done.json").read_text())["key"]) == {"subset", "files"}
+    # Adding a lexicon rebuilds; taking it away again rebuilds without text.phn.
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text(_ARPABET_LEXICON)
+    assert prepare_librispeech(ls, tmp_path / "data", lexicon=lexicon).num_phones["dev_clean"] == 1
+    assert (dev_dir / "text.phn").is_file()
+    prepare_librispeech(ls, tmp_path / "data")
+    assert not (dev_dir / "text.phn").exists()
+
+
+def test_a_bad_lexicon_is_one_line_naming_the_file_and_nothing_is_written(tmp_path: Path) -> None:
+    ls = _make_corpus(tmp_path)
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text(_ARPABET_LEXICON.replace("GO\tG OW1", "GO\tG OWX1"))
+    line = _ARPABET_LEXICON.splitlines().index("GO\tG OW1") + 1
+    with pytest.raises(AsrError) as err:
+        prepare_librispeech(ls, tmp_path / "data", lexicon=lexicon)
+    assert str(err.value).startswith(f"{lexicon}:{line}: phone label 'OWX1' is not in the ARPAbet phone set")
+    assert "\n" not in str(err.value)
+    with pytest.raises(AsrError, match=r"nowhere.txt: cannot read the lexicon \("):
+        prepare_librispeech(ls, tmp_path / "data", lexicon=tmp_path / "nowhere.txt")
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())
+
+
+def test_mini_librispeech_lexicon_gives_every_utterance_phones(mini_runs: list[Path], tmp_path: Path) -> None:
+    """mini-LibriSpeech's ``lexicon.txt`` (upper-case words, TIMIT-61 phones) covers its transcripts."""
+    out = mini_runs[0]
+    report = prepare_librispeech(out, tmp_path / "data", lexicon=out / "lexicon.txt")  # not into the fixture
+    assert report.num_oov == {"train_clean_100": 0, "dev_clean": 0, "test_clean": 0}
+    for name in ("train_clean_100", "dev_clean", "test_clean"):
+        d = read_data_dir(tmp_path / "data" / name)
+        assert set(d.phones) == set(d.utts) and report.num_phones[name] == len(d.utts)
+        for phones in d.phones.values():
+            labels = phones.split()
+            assert labels[0] == labels[-1] == "sil" and len(labels) > 2 and set(labels) <= set(TIMIT48)

@@ -11,7 +11,10 @@ or its parent. The standard subsets are :data:`SUBSETS`; OpenSLR's own Mini Libr
 data dir ``dev_clean`` with ``wav.scp`` (absolute FLAC paths), ``text`` (the transcript's
 words, upper case as written), ``utt2spk`` (the speaker is the ``<SPEAKER>`` folder:
 LibriSpeech's utterance ids already start with it, as Kaldi wants), ``spk2utt`` and
-``utt2dur`` (seconds, from the FLAC header).
+``utt2dur`` (seconds, from the FLAC header). Given a pronunciation lexicon (LibriSpeech's
+ARPAbet ``librispeech-lexicon.txt``, or any :func:`asr.data.lexicon.read_lexicon` reads), each
+data dir also gets ``text.phn``: 48-set phones as the TIMIT reader writes them (``sil``, the
+first pronunciation of each word, ``sil``), which the GMM-HMM aligner trains on.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from pathlib import Path
 import soundfile as sf
 
 from asr.data.kaldi_dir import DataDir, audio_present, write_data_tables
+from asr.data.lexicon import Lexicon, read_lexicon
+from asr.data.phones import SILENCE_48
 from asr.errors import AsrError
 from asr.stage import read_done, run_stage, stage_fingerprint
 
@@ -56,18 +61,24 @@ def data_dir_name(subset: str) -> str:
 @dataclass
 class LibriSpeechReport:
     """What preparation found, per data dir (``train_clean_100``, ...): utterances kept,
-    speakers, seconds of audio; and every utterance left out (one message each), by reason."""
+    speakers, seconds of audio; and every utterance left out (one message each), by reason.
+    Prepared with a lexicon, also per data dir: utterances with a ``text.phn`` line, and
+    those without one (a word not in the lexicon; they stay in the data dir)."""
 
     num_utts: dict[str, int] = field(default_factory=dict)
     num_speakers: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     num_skipped: dict[str, int] = field(default_factory=dict)  # reason -> utterances
+    num_phones: dict[str, int] = field(default_factory=dict)  # only data dirs prepared with a lexicon
+    num_oov: dict[str, int] = field(default_factory=dict)  # utterances with no text.phn line (OOV words)
 
     def summary(self) -> str:
         lines = [
             f"{name:>15}: {self.num_utts[name]:6d} utts, {self.num_speakers[name]:4d} speakers, "
             f"{self.seconds[name] / 60:8.1f} min"
+            + (f", text.phn for {self.num_phones[name]} ({self.num_oov[name]} with words not in the lexicon)"
+               if name in self.num_phones else "")
             for name in self.num_utts
         ]
         reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(self.num_skipped.items()) if n)
@@ -254,8 +265,37 @@ def _fingerprint(subset_dir: Path) -> str:
     return h.hexdigest()
 
 
+def _lexicon_key(path: Path) -> dict:
+    """The lexicon's part of a subset's stage key: where it is, its size and mtime (as for the
+    corpus files, not its contents: a lexicon edited in place gets a new mtime)."""
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise AsrError(f"{path}: cannot read the lexicon ({e.strerror})") from None
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _phone_transcripts(d: DataDir, lex: Lexicon) -> dict[str, list[str]]:
+    """Fill ``d.phones`` (``text.phn``): per utterance ``sil``, the first pronunciation of each
+    word in order, ``sil`` (48-set phones, space-separated), as the TIMIT reader writes them.
+
+    Returns:
+        utterance -> its words missing from ``lex`` (distinct, in order), for each utterance
+        left without a ``text.phn`` line (a guessed pronunciation would mislead the aligner).
+    """
+    oov: dict[str, list[str]] = {}
+    for utt in d.utts:
+        words = d.text[utt].split()
+        missing = [w for w in dict.fromkeys(words) if w not in lex]
+        if missing:
+            oov[utt] = missing
+            continue
+        d.phones[utt] = " ".join([SILENCE_48, *(p for w in words for p in lex[w][0]), SILENCE_48])
+    return oov
+
+
 def prepare_librispeech(root: str | os.PathLike, out_dir: str | os.PathLike, subsets: Sequence[str] | None = None,
-                        override: str = "data.root") -> LibriSpeechReport:
+                        override: str = "data.root", lexicon: str | os.PathLike | None = None) -> LibriSpeechReport:
     """Write one Kaldi data dir ``out_dir/<subset with '_'>`` per LibriSpeech subset.
 
     Args:
@@ -264,40 +304,62 @@ def prepare_librispeech(root: str | os.PathLike, out_dir: str | os.PathLike, sub
         subsets: subsets to prepare (``dev-clean`` or ``dev_clean``); None: every
             standard subset found under ``root``.
         override: the config key that sets ``root`` (named in errors).
+        lexicon: a pronunciation lexicon (:func:`asr.data.lexicon.read_lexicon`; words looked
+            up as written, upper case); each data dir then also gets ``text.phn``. None: no
+            ``text.phn``.
 
     Utterances with a problem (see :func:`_read_subset`) are left out with one logged line
-    each and counted in the report. Each data dir is a stage of :mod:`asr.stage` (written
-    atomically, ``done.json`` last), reused while the subset's files are unchanged.
+    each and counted in the report. An utterance with a word not in the lexicon keeps its
+    audio and words but gets no ``text.phn`` line: one logged line per subset (the count and
+    the first such utterance) and a count in the report. Each data dir is a stage of
+    :mod:`asr.stage` (written atomically, ``done.json`` last), reused while the subset's
+    files (and the lexicon's path, size and mtime) are unchanged.
 
     Returns:
         the report (its ``summary()`` is the text ``asr-prepare`` prints).
 
     Raises:
         AsrError: no subset found (naming the folder and ``override``), an unreadable
-            transcript file, or a subset with no usable utterance (nothing is written then).
+            transcript file, an unreadable or invalid lexicon (naming its file and line), or
+            a subset with no usable utterance (nothing is written then).
     """
     found = find_librispeech_subsets(root, subsets, override)
     out_dir = Path(out_dir)
     names = {subset: data_dir_name(subset) for subset in found}
     keys = {s: {"subset": str(p.resolve()), "files": _fingerprint(p)} for s, p in found.items()}
+    lexicon_path = Path(lexicon).expanduser() if lexicon is not None else None
+    if lexicon_path is not None:  # without one the key stays as before: existing data dirs are reused
+        lexicon_key = _lexicon_key(lexicon_path)
+        for key in keys.values():
+            key["lexicon"] = lexicon_key
     done = {s: read_done(out_dir / names[s]) for s in found}
     todo = [s for s in found
             if (done[s] or {}).get("fingerprint") != stage_fingerprint(keys[s], _VERSION, {})
             or not audio_present(out_dir / names[s])]
     if not todo:
         log.info("data dirs in %s are up to date, reusing them", out_dir)
-    built: dict[str, tuple[DataDir, list[_Problem]]] = {}
+    # Read (and checked) before any audio: a bad lexicon fails at once. Not read when all is reused.
+    lex = read_lexicon(lexicon_path) if lexicon_path is not None and todo else None
+    built: dict[str, tuple[DataDir, list[_Problem], dict[str, list[str]]]] = {}
     for subset in todo:
         d, problems = _read_subset(found[subset])
         if not d.utt2spk:
             raise AsrError(f"{found[subset]}: no usable utterances in the '{subset}' subset")
-        built[subset] = d, problems
+        oov = _phone_transcripts(d, lex) if lex is not None else {}
+        if oov:
+            first, words = next(iter(oov.items()))
+            log.warning("%s: %d utterance(s) with words not in the lexicon %s get no text.phn line "
+                        "(audio and words kept); the first is %s (%s)", names[subset], len(oov), lexicon_path,
+                        first, " ".join(words[:3]) + (" ..." if len(words) > 3 else ""))
+        built[subset] = d, problems, oov
     # Written only once every subset is known to be usable: a failure leaves nothing behind.
-    for subset, (d, problems) in built.items():
+    for subset, (d, problems, oov) in built.items():
         summary = {"num_utts": len(d.utt2spk), "num_speakers": len(d.spk2utt),
                    "seconds": round(sum(d.utt2dur.values()), 3),
                    "skipped": [f"{p.utt}: {p.message}" for p in problems],
                    "num_skipped": dict(Counter(p.reason for p in problems))}
+        if lex is not None:
+            summary.update(num_phones=len(d.phones), num_oov=len(oov))
         done[subset] = {"summary": summary}
         run_stage(out_dir / names[subset], keys[subset],
                   lambda tmp, d=d, summary=summary: (write_data_tables(d, tmp), summary)[1],
@@ -311,6 +373,8 @@ def prepare_librispeech(root: str | os.PathLike, out_dir: str | os.PathLike, sub
         report.skipped += info["skipped"]
         for reason, n in info["num_skipped"].items():
             report.num_skipped[reason] = report.num_skipped.get(reason, 0) + n
+        if "num_phones" in info:
+            report.num_phones[name], report.num_oov[name] = info["num_phones"], info["num_oov"]
     if report.skipped:
         log.warning("skipped %d utterance(s) in total", len(report.skipped))
     return report
