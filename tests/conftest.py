@@ -43,3 +43,13 @@ def mini_timit_dirs(mini_timit_root: Path, tmp_path_factory: pytest.TempPathFact
     dirs = {split: out / split for split in SPLITS}
     dirs["root"] = mini_timit_root
     return dirs
+
+
+@pytest.fixture(scope="session")
+def mini_librispeech_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny mini-LibriSpeech (LibriSpeech layout, FLAC, lexicon.txt), synthesised once per session."""
+    from asr.data.mini_librispeech import synthesize_mini_librispeech
+
+    root = tmp_path_factory.mktemp("mini_librispeech") / "corpus"
+    synthesize_mini_librispeech(root, size="tiny", seed=0, num_workers=2)
+    return root

@@ -73,7 +73,8 @@ def test_cli_import_stays_light() -> None:
 
 
 def test_recipes_cover_every_cell_and_task() -> None:
-    assert set(RECIPES) == {f"timit_{c}{t}" for c in CELLS for t in ("", "_ctc")}
+    assert set(RECIPES) == ({f"timit_{c}{t}" for c in CELLS for t in ("", "_ctc")}
+                            | {f"librispeech_{c}_ctc" for c in ("gru", "lstm", "ligru")} | {"librispeech_ligru"})
     assert set(OPTIONS["model"]) == set(CELLS)
     assert set(OPTIONS["optim"]) == {"rmsprop", "sgd", "adam"}
 
@@ -88,6 +89,23 @@ def test_recipe_composes_and_command_line_overrides_win(recipe: str) -> None:
     assert cfg["model"]["hidden_size"] == 64
     assert cfg["features"]["kind"] == "mfcc"
     assert cfg["task"]["name"] == ("ctc" if recipe.endswith("_ctc") else "hybrid")
+
+
+@pytest.mark.parametrize("recipe", ["librispeech_ligru_ctc", "librispeech_lstm_ctc", "librispeech_ligru"])
+def test_librispeech_recipes_compose_with_the_cpu_preset(recipe: str) -> None:
+    res = _run("train", f"recipe={recipe}", "preset=cpu", "data.root=/x", "--cfg", "job")
+    assert res.returncode == 0, res.stderr
+    cfg = yaml.safe_load(res.stdout)
+    assert cfg["data"]["name"] == "librispeech" and cfg["data"]["train_set"] == "train_clean_100"
+    assert cfg["data"]["dev_set"] == "dev_clean" and cfg["data"]["lexicon"] is None
+    assert cfg["model"]["hidden_size"] == 160  # the preset's size
+    if recipe.endswith("_ctc"):
+        assert cfg["task"]["units"] == "bpe" and cfg["task"]["bpe_vocab_size"] == 300
+        assert cfg["features"]["kind"] == "fbank"
+    else:
+        assert cfg["task"]["name"] == "hybrid" and cfg["features"]["kind"] == "fmllr"
+    res = _run("train", f"recipe={recipe}", "task.bpe_vocab_size=many", "--cfg", "job")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
 
 
 def test_mistyped_recipe_fails_and_lists_the_recipes() -> None:

@@ -41,8 +41,10 @@ def settings_from_config(cfg: DictConfig) -> "RecipeSettings":
     data["root"], data["data_dir"] = str(Path(data["root"]).absolute()), str(Path(data["data_dir"]).absolute())
     if c["cache_dir"] is not None:
         c["cache_dir"] = str(Path(c["cache_dir"]).absolute())
-    if data["name"] != "timit":
-        raise AsrError(f"data.name: '{data['name']}' is not a TIMIT-layout corpus (the only kind there is)")
+    if data["name"] not in ("timit", "librispeech"):
+        raise AsrError(f"data.name: '{data['name']}' is not timit or librispeech (the corpus layouts there are)")
+    if data.get("lexicon") is not None:
+        data["lexicon"] = str(Path(data["lexicon"]).absolute())
     return RecipeSettings(
         corpus_root=Path(data["root"]),
         exp_dir=Path(c["exp_dir"]),
@@ -74,6 +76,10 @@ def settings_from_config(cfg: DictConfig) -> "RecipeSettings":
         multi_condition=list(data.get("multi_condition", [])),
         gmm_decode_stages=task.get("gmm_decode_stages"),
         allow_pipes=bool(data.get("allow_pipes", False)),  # absent from older checkpoints' configs
+        corpus=data["name"],
+        lexicon=Path(data["lexicon"]) if data.get("lexicon") is not None else None,
+        units=task.get("units", "phones"),
+        bpe_vocab_size=int(task.get("bpe_vocab_size", 500)),
     )
 
 

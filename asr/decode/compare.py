@@ -293,10 +293,12 @@ def plot_runs(runs: Sequence[Run], out: str | os.PathLike) -> Path:
     axes[0].set_xticks(range(len(timed)), [names[i] for i in timed], rotation=30, ha="right", fontsize=8)
     axes[0].set_ylabel("seconds per epoch")
     width = 0.8 / max(1, len(runs))
+    # PER when any run has phones; runs over BPE units (words only) are then compared by WER.
+    metric = "per" if any(m == "per" and v.value is not None for r in runs for (_, m), v in r.rates.items()) else "wer"
     for i, r in enumerate(runs):
         xs, ys, lo, hi = [], [], [], []
         for j, s in enumerate(sets):
-            rate = r.rates.get((s, "per"))
+            rate = r.rates.get((s, metric))
             if rate is None or rate.value is None:
                 continue
             xs.append(j + i * width)
@@ -306,7 +308,7 @@ def plot_runs(runs: Sequence[Run], out: str | os.PathLike) -> Path:
         if xs:
             axes[1].bar(xs, ys, width, yerr=[lo, hi], label=names[i], capsize=2, color=colours[i])
     axes[1].set_xticks([j + 0.4 - width / 2 for j in range(len(sets))], sets, rotation=30, ha="right", fontsize=8)
-    axes[1].set_ylabel("PER % (95 % interval)")
+    axes[1].set_ylabel(f"{metric.upper()} % (95 % interval)")
     axes[1].legend(fontsize=7)
     for i, r in enumerate(runs):
         rows = [h for h in r.history if h.get("dev_err") is not None]
@@ -314,7 +316,7 @@ def plot_runs(runs: Sequence[Run], out: str | os.PathLike) -> Path:
             axes[2].plot([h["epoch"] for h in rows], [h["dev_err"] for h in rows], marker="o", ms=3, label=names[i],
                          color=colours[i])
     axes[2].set_xlabel("epoch")
-    axes[2].set_ylabel("dev error % (frame error or greedy PER)")
+    axes[2].set_ylabel("dev error % (frame error, greedy PER or greedy WER)")
     axes[2].legend(fontsize=7)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)

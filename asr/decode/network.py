@@ -133,3 +133,11 @@ def log_posteriors(net: Network, feats: Iterable[tuple[str, np.ndarray]], batch_
             chunk = []
     if chunk:
         yield from run(chunk)
+
+
+def greedy_tokens(log_post: np.ndarray, tokens: list[str]) -> list[str]:
+    """Best-path CTC of one [T, C] matrix: the frame-wise best tokens, repeats merged,
+    blanks (token 0) removed."""
+    best = log_post.argmax(-1)
+    keep = np.concatenate([[True], best[1:] != best[:-1]]) & (best != 0)
+    return [tokens[i] for i in best[keep]]

@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 
 from asr.decode.grid import GridDecoder, GridPoint, log_failures
-from asr.decode.network import Network, log_posteriors
+from asr.decode.network import Network, greedy_tokens, log_posteriors
 from asr.decode.scoring import fold_to_39, score, write_scoring
 from asr.errors import AsrError
+from asr.graph.bpe import pieces_to_words
 from asr.graph.search import SearchOptions
 
 log = logging.getLogger(__name__)
@@ -90,12 +91,12 @@ class DecodeSet:
 
     Attributes:
         feats: gives (utt, [T, F] network features) pairs (called once).
-        phones: utt -> reference phones (48- or 39-set).
+        phones: utt -> reference phones (48- or 39-set), or None (no phone scoring: BPE units).
         words: utt -> reference words, or None (no word scoring).
     """
 
     feats: Callable[[], Iterable[tuple[str, np.ndarray]]]
-    phones: Mapping[str, Sequence[str]]
+    phones: Mapping[str, Sequence[str]] | None
     words: Mapping[str, Sequence[str]] | None = None
 
 
@@ -104,13 +105,14 @@ class Graphs:
     """The decoding graphs of a network.
 
     Attributes:
-        phones: phone graph path; its output label i is ``phone_symbols[i - 1]``.
+        phones: phone graph path (its output label i is ``phone_symbols[i - 1]``), or None
+            (a CTC network over BPE units has words only).
         phone_symbols: phones by output label - 1.
         words: word graph path, or None.
         word_symbols: output label -> word (words.txt).
     """
 
-    phones: Path
+    phones: Path | None
     phone_symbols: Sequence[str]
     words: Path | None = None
     word_symbols: Mapping[int, str] | None = None
@@ -147,12 +149,12 @@ def decode_network(net: Network, graphs: Graphs, sets: Mapping[str, DecodeSet], 
     Returns:
         ``{"tuned_on": tune_set, "decoding": {level: {values, "grid": [...]}},
         "test_sets": {set: {"per", "wer", "n_utts", "n_tokens", "n_words", ...}}}``
-        (CTC sets also get ``greedy_per``).
+        (CTC sets also get ``greedy_per``, or ``greedy_wer`` with BPE units).
     """
     if tune_set not in sets:
         raise AsrError(f"decode: the tuning set '{tune_set}' is not among the sets {sorted(sets)}")
     out = Path(out_dir)
-    levels = [_Level("phones", graphs.phones, lambda i: graphs.phone_symbols[i - 1])]
+    levels = [_Level("phones", graphs.phones, lambda i: graphs.phone_symbols[i - 1])] if graphs.phones else []
     if cfg.words and graphs.words is not None and graphs.word_symbols is not None:
         table = graphs.word_symbols
         levels.append(_Level("words", graphs.words, lambda i: table[i]))
@@ -206,21 +208,22 @@ def _decode_set(net: Network, d: DecodeSet, name: str, tuning: bool, levels: lis
         entry[metric] = scored[metric]
         if res.frames:  # CPU seconds of one search of one frame (all grid points were searched)
             entry[f"search_seconds_per_frame_{level.name}"] = res.search_seconds / res.frames / len(points)
-    if kind == "ctc":
+    if kind == "ctc" and getattr(net.task, "units", "phones") == "bpe":
+        if d.words is not None:  # the pieces of the frame-wise best path, as words
+            greedy = {u: pieces_to_words(p) for u, p in _greedy(net, post).items()}
+            entry["greedy_wer"] = round(_rate(d.words, greedy, "words"), 2)
+            if entry["wer"] is None:  # no word graph: the greedy words are the result
+                entry.update(wer=entry["greedy_wer"], n_utts=len(d.words), n_words=sum(map(len, d.words.values())))
+                write_scoring(out / name / "words", d.words, greedy, "wer")
+    elif kind == "ctc" and d.phones is not None:
         entry["greedy_per"] = round(_rate(d.phones, _greedy(net, post), "phones"), 2)
     log.info("%s: PER %s, WER %s", name, _fmt(entry["per"]), _fmt(entry["wer"]))
     return entry
 
 
 def _greedy(net: Network, post: Mapping[str, np.ndarray]) -> dict[str, list[str]]:
-    """Best-path CTC: the frame-wise best tokens, repeats merged, blanks removed."""
-    tokens = net.task.tokens
-    out = {}
-    for utt, lp in post.items():
-        best = lp.argmax(-1)
-        keep = np.concatenate([[True], best[1:] != best[:-1]]) & (best != 0)
-        out[utt] = [tokens[i] for i in best[keep]]
-    return out
+    """Best-path CTC of every utterance (:func:`asr.decode.network.greedy_tokens`)."""
+    return {utt: greedy_tokens(lp, net.task.tokens) for utt, lp in post.items()}
 
 
 def _fmt(x: float | None) -> str:

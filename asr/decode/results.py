@@ -13,25 +13,31 @@ def _cell(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"
 
 
-def format_results_table(rows: Sequence[tuple[str, Mapping[str, Mapping[str, Any]]]], sets: Sequence[str]) -> str:
-    """A Markdown table: one row per model, PER and WER (%) of every set.
+PHONE_AND_WORD = (("per", "PER"), ("wer", "WER"))
+WORDS_AND_GREEDY = (("wer", "WER"), ("greedy_wer", "greedy WER"))  # word-level CTC (BPE units)
+
+
+def format_results_table(rows: Sequence[tuple[str, Mapping[str, Mapping[str, Any]]]], sets: Sequence[str],
+                         metrics: Sequence[tuple[str, str]] = PHONE_AND_WORD) -> str:
+    """A Markdown table: one row per model, the ``metrics`` (%) of every set.
 
     Args:
         rows: (model name, set -> {"per": ..., "wer": ...}); a missing set or value is "-".
         sets: the columns, in order.
+        metrics: (results key, column label) pairs, per set.
 
     >>> print(format_results_table([("tri3", {"dev": {"per": 20.5, "wer": None}})], ["dev"]))
     | model | dev PER | dev WER |
     |---|---|---|
     | tri3 | 20.50 | - |
     """
-    head = ["model", *[f"{s} {m}" for s in sets for m in ("PER", "WER")]]
+    head = ["model", *[f"{s} {label}" for s in sets for _, label in metrics]]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for name, by_set in rows:
         cells = [name]
         for s in sets:
             r = by_set.get(s) or {}
-            cells += [_cell(r.get("per")), _cell(r.get("wer"))]
+            cells += [_cell(r.get(key)) for key, _ in metrics]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -36,13 +36,14 @@ import torchaudio.functional as AF
 
 from asr.data.kaldi_dir import audio_info, load_audio
 from asr.decode.grid import GridPoint, decode_grid
-from asr.decode.network import Network, load_network, log_posteriors
+from asr.decode.network import Network, greedy_tokens, load_network, log_posteriors
 from asr.errors import AsrError
 from asr.features.cmvn import cmvn_stats
 from asr.features.config import FeatureConfig
 from asr.features.extract import compute_features
 from asr.features.segment import segment_samples
 from asr.features.store import transform_features
+from asr.graph.bpe import pieces_to_words
 from asr.graph.ngram_lm import read_symbols_by_id
 from asr.graph.search import SearchOptions
 
@@ -114,11 +115,16 @@ class Transcriber:
         else:
             self.graphs = {"phones": exp_dir / "graph_ctc" / "phones.fst", "words": exp_dir / "graph_ctc" / "words.fst"}
             self.phones = list(self.net.task.tokens[1:])
-        if not self.graphs["phones"].is_file():
+        # BPE units: words only, from the word graph (T o L o G), else the greedy pieces.
+        self.bpe = getattr(self.net.task, "units", "phones") == "bpe"
+        if not self.bpe and not self.graphs["phones"].is_file():
             raise AsrError(f"{self.graphs['phones']}: the run's decoding graph is missing; run asr-decode "
                            f"checkpoint={checkpoint} once to build it")
         self.words = read_symbols_by_id(lang / "words.txt") \
             if self.graphs["words"].is_file() and (lang / "words.txt").is_file() else None
+        if self.bpe and self.words is None:
+            log.warning("%s is missing: words from the greedy BPE pieces, without the word n-gram",
+                        self.graphs["words"])
         self.points = self._tuned_points()
         self.fmllr_min_counts = fmllr_min_counts
         self.max_segment_seconds = max_segment_seconds
@@ -249,13 +255,24 @@ class Transcriber:
         spk = {i: (utt2spk or {}).get(u, u) for u, ids in segments.items() for i in ids}
         feats = self.front_end(raw, spk)
         del raw
-        levels = (["phones"] if phones or self.words is None else []) + (["words"] if self.words else [])
+        if self.bpe:
+            if phones:
+                log.warning("a CTC model over BPE units has no phones to print; words only")
+            levels = ["words"]
+        else:
+            levels = (["phones"] if phones or self.words is None else []) + (["words"] if self.words else [])
         hyps: dict[str, dict[str, list[str]]] = {level: {} for level in levels}
         failed = dict.fromkeys(levels, 0)
         order = [i for ids in segments.values() for i in ids]
         for group in _groups(order, {i: len(feats[i]) for i in order}, GROUP_FRAMES):
             post = dict(log_posteriors(self.net, ((i, feats[i]) for i in group)))
-            for level in levels:
+            if self.bpe and self.words is None:
+                for i, lp in post.items():
+                    hyps["words"][i] = pieces_to_words(greedy_tokens(lp, self.net.task.tokens))
+                levels_searched: list[str] = []
+            else:
+                levels_searched = levels
+            for level in levels_searched:
                 res = decode_grid(self.graphs[level], post, self.net.bias, [self.points[level]], self.search,
                                   self.num_workers)
                 sym = (lambda i: self.phones[i - 1]) if level == "phones" else (lambda i: self.words[i])

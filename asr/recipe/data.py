@@ -14,6 +14,8 @@ from pathlib import Path
 
 from asr.data.contaminate import babble_speaker_pools, contaminate_data_dir, parse_set_name
 from asr.data.kaldi_dir import read_data_dir
+from asr.data.lexicon import find_lexicon
+from asr.data.librispeech import prepare_librispeech
 from asr.data.timit import prepare_timit
 from asr.errors import AsrError
 from asr.recipe.settings import RecipeSettings
@@ -23,13 +25,35 @@ log = logging.getLogger(__name__)
 BABBLE_VOICES = 5
 
 
+def corpus_lexicon(s: RecipeSettings) -> Path | None:
+    """The pronunciation lexicon: ``data.lexicon`` when given, else the corpus' own
+    (mini-TIMIT's and mini-LibriSpeech's ``lexicon.txt``, LDC TIMIT's ``TIMITDIC.TXT``)."""
+    if s.lexicon is not None:
+        if not s.lexicon.is_file():
+            raise AsrError(f"data.lexicon: {s.lexicon} is not a file")
+        return s.lexicon
+    return find_lexicon(s.corpus_root)
+
+
 def prepare_data_sets(s: RecipeSettings) -> dict[str, Path]:
     """Write (or reuse) the clean data dirs, every contaminated test set and the training copies.
 
     Returns:
         set name -> data dir, for the train and dev sets, the test sets and the copies.
     """
-    report = prepare_timit(s.corpus_root, s.data_dir)
+    if s.corpus == "librispeech":
+        if corpus_lexicon(s) is None and (s.task == "hybrid" or s.units == "phones" or s.features_kind == "fmllr"):
+            raise AsrError(f"{s.corpus_root}: LibriSpeech has no phone transcripts and this run needs them "
+                           f"(task={s.task}, units {s.units}, features={s.features_kind}): give a pronunciation "
+                           "lexicon, data.lexicon=/path/to/librispeech-lexicon.txt, or train CTC on BPE units "
+                           "(recipe=librispeech_ligru_ctc)")
+        # Only the subsets the run uses: train-clean-360 and -other are large and not needed.
+        bases = {s.train_set, s.dev_set, *(parse_set_name(n)[0] for n in s.test_sets)}
+        report = prepare_librispeech(s.corpus_root, s.data_dir, sorted(bases), lexicon=corpus_lexicon(s))
+    elif s.corpus == "timit":
+        report = prepare_timit(s.corpus_root, s.data_dir)
+    else:
+        raise AsrError(f"data.name: '{s.corpus}' is not timit or librispeech")
     log.info("data dirs in %s:\n%s", s.data_dir, report.summary())
     sets = {name: s.data_dir / name for name in (s.train_set, s.dev_set)}
     train_dir = s.data_dir / s.train_set

@@ -24,7 +24,7 @@ from typing import Any
 from asr.data.kaldi_dir import read_data_dir
 from asr.decode.network import Network, load_network
 from asr.decode.nn_decode import DecodeSet, Graphs, NetworkDecodeConfig, decode_network
-from asr.decode.results import format_results_table, history_summary, write_results
+from asr.decode.results import WORDS_AND_GREEDY, format_results_table, history_summary, write_results
 from asr.errors import AsrError
 from asr.features.store import FeatureStore
 from asr.graph.fst_util import read_lang_lexicon
@@ -42,25 +42,32 @@ CTC_GRAPH_VERSION = 1
 
 
 def ctc_graphs(s: RecipeSettings, lang: Lang) -> StageResult:
-    """``graph_ctc/``: ``phones.fst`` (T o G_phones) and, with a lexicon, ``words.fst``."""
+    """``graph_ctc/``: ``phones.fst`` (T o G_phones) and, with a lexicon, ``words.fst`` (T o L o G);
+    with BPE units only ``words.fst``, L spelling each word in pieces (no optional silence)."""
     import kaldifst
 
     from asr.graph.ctc_graph import build_ctc_phone_graph, build_ctc_word_graph
 
+    bpe = lang.units == "bpe"
+
     def build(tmp: Path) -> dict:
         tokens = read_symbol_table(lang.path / "tokens.txt")
-        g = build_ctc_phone_graph(len(tokens), kaldifst.StdVectorFst.read(str(lang.path / "G_phones.fst")))
-        g.write(str(tmp / "phones.fst"))
-        out = {"phone_states": g.num_states}
+        out: dict = {}
+        if not bpe:
+            g = build_ctc_phone_graph(len(tokens), kaldifst.StdVectorFst.read(str(lang.path / "G_phones.fst")))
+            g.write(str(tmp / "phones.fst"))
+            out["phone_states"] = g.num_states
         if lang.has_words:
-            phone_ids = {t: i for t, i in tokens.items() if i > 0}  # token id = phone id (the blank is 0)
-            w = build_ctc_word_graph(len(tokens), read_lang_lexicon(lang.path / "lexicon.txt"), phone_ids,
-                                     lang.path / "words.txt", kaldifst.StdVectorFst.read(str(lang.path / "G_words.fst")))
+            unit_ids = {t: i for t, i in tokens.items() if i > 0}  # token id = phone (or piece) id; blank 0
+            w = build_ctc_word_graph(len(tokens), read_lang_lexicon(lang.path / "lexicon.txt"), unit_ids,
+                                     lang.path / "words.txt", kaldifst.StdVectorFst.read(str(lang.path / "G_words.fst")),
+                                     silence_phone=None if bpe else "sil")
             w.write(str(tmp / "words.fst"))
             out["word_states"] = w.num_states
         return out
 
-    return run_stage(s.exp_dir / "graph_ctc", {"words": lang.has_words}, build, name="graph_ctc",
+    key = {"words": lang.has_words, **({"units": "bpe"} if bpe else {})}
+    return run_stage(s.exp_dir / "graph_ctc", key, build, name="graph_ctc",
                      version=CTC_GRAPH_VERSION, inputs=[lang.result])
 
 
@@ -80,29 +87,34 @@ def network_graphs(s: RecipeSettings, net: Network, lang: Lang, models: GmmModel
             graphs.words, graphs.word_symbols = w.path / "HCLG.fst", read_symbols_by_id(lang.path / "words.txt")
         return graphs, stages
     r = ctc_graphs(s, lang)
-    graphs = Graphs(r.path / "phones.fst", list(net.task.tokens[1:]))
+    units = getattr(net.task, "units", "phones")
+    if units != lang.units:
+        raise AsrError(f"the network's CTC units are {units}, the lang folder's {lang.units} ({lang.path})")
+    graphs = Graphs(r.path / "phones.fst" if units == "phones" else None, list(net.task.tokens[1:]))
     if words and (r.path / "words.fst").is_file():
         graphs.words, graphs.word_symbols = r.path / "words.fst", read_symbols_by_id(lang.path / "words.txt")
     return graphs, [r]
 
 
 def _decode_sets(names: list[str], sets: Mapping[str, Path], stores: Mapping[str, FeatureStore],
-                 words: bool) -> dict[str, DecodeSet]:
+                 words: bool, phones: bool = True) -> dict[str, DecodeSet]:
     out = {}
     for n in names:
         if n not in stores:
             raise AsrError(f"no features of set '{n}' to decode")
         d = read_data_dir(sets[n])
-        if not d.phones:
+        if phones and not d.phones:
             raise AsrError(f"{sets[n]}: no phone transcripts (text.phn) to score against")
+        if not phones and not d.text:
+            raise AsrError(f"{sets[n]}: no word transcripts (text) to score against")
         store = stores[n]
         missing = [u for u in d.utts if u not in store]
         if missing:
             log.warning("%s: %d of %d utterance(s) have no features (e.g. %s); scored as all deletions",
                         n, len(missing), len(d.utts), missing[0])
         out[n] = DecodeSet(lambda store=store: ((u, store.load(u)) for u in store.utts),
-                           {u: p.split() for u, p in d.phones.items()},
-                           {u: t.split() for u, t in d.text.items()} if words and d.text else None)
+                           {u: p.split() for u, p in d.phones.items()} if phones else None,
+                           {u: t.split() for u, t in d.text.items()} if (words or not phones) and d.text else None)
     return out
 
 
@@ -137,7 +149,8 @@ def decode_checkpoint(s: RecipeSettings, checkpoint: Path, sets: Mapping[str, Pa
     key["grid"] = {level: [dataclasses.astuple(p) for p in cfg.grid(net.kind, level)] for level in ("phones", "words")}
 
     def build(tmp: Path) -> dict:
-        res = decode_network(net, graphs, _decode_sets(names, sets, stores, words), s.dev_set, cfg, tmp)
+        res = decode_network(net, graphs, _decode_sets(names, sets, stores, words, graphs.phones is not None),
+                             s.dev_set, cfg, tmp)
         (tmp / "results.json").write_text(json.dumps(res, indent=1) + "\n")
         return {n: {"per": r["per"], "wer": r["wer"]} for n, r in res["test_sets"].items()}
 
@@ -148,8 +161,12 @@ def decode_checkpoint(s: RecipeSettings, checkpoint: Path, sets: Mapping[str, Pa
     write_results(out_dir / "results.json", results)
     rows = [(stage, {n: res.get(n, {}) for n in names}) for stage, res in (gmm_results or {}).items()]
     rows.append((results["model"], nn["test_sets"]))
-    log.info("results (%%, tuned on %s; phones on 39, words closed-vocabulary):\n%s", s.dev_set,
-             format_results_table(rows, names))
+    if results["metric"] == "wer":  # BPE units: words, from the word graph and greedy
+        log.info("results (%%, tuned on %s; WER with the word n-gram, closed vocabulary, and greedy):\n%s",
+                 s.dev_set, format_results_table(rows, names, WORDS_AND_GREEDY))
+    else:
+        log.info("results (%%, tuned on %s; phones on 39, words closed-vocabulary):\n%s", s.dev_set,
+                 format_results_table(rows, names))
     return results
 
 
@@ -164,7 +181,8 @@ def summarise(s: RecipeSettings, ckpt: Mapping[str, Any], net: Network, nn: Mapp
         "recipe": ckpt.get("recipe", s.recipe_name), "task": net.kind, "cell": spec.get("cell"),
         "features": ckpt.get("features", {}).get("kind"), "params": ckpt.get("params"),
         **history_summary(exp / "history.jsonl"), "checkpoint": str(checkpoint.resolve()),
-        "checkpoint_epoch": ckpt.get("epoch"), "metric": "per",
+        "checkpoint_epoch": ckpt.get("epoch"),
+        "metric": "wer" if getattr(net.task, "units", "phones") == "bpe" else "per",
         "model": f"{spec.get('cell')} {net.kind}",
         "targets": ckpt.get("alignments", {}).get("targets") if net.kind == "hybrid" else None,
         "tuned_on": nn["tuned_on"], "decoding": nn["decoding"],

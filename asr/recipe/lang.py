@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asr.data.kaldi_dir import read_data_dir
-from asr.data.lexicon import find_lexicon, read_lexicon
+from asr.data.lexicon import read_lexicon
 from asr.data.phones import TIMIT48
 from asr.errors import AsrError
-from asr.graph.lang import write_lang
+from asr.graph.lang import write_bpe_lang, write_lang
 from asr.graph.phone_lm import BigramLm, read_arpa
+from asr.recipe.data import corpus_lexicon
 from asr.recipe.settings import RecipeSettings
 from asr.stage import StageResult, read_done, run_stage
 
@@ -30,11 +31,13 @@ class Lang:
         path: ``exp_dir/lang``.
         result: its stage result (downstream stages list it as an input).
         has_words: whether it holds a lexicon and a word LM.
+        units: the CTC units of ``tokens.txt``: ``phones`` or ``bpe`` (no phone files then).
     """
 
     path: Path
     result: StageResult
     has_words: bool
+    units: str = "phones"
 
     def phone_lm(self) -> BigramLm:
         """The phone bigram (G of phone recognition)."""
@@ -43,10 +46,16 @@ class Lang:
 
 def build_lang(s: RecipeSettings, sets: Mapping[str, Path]) -> Lang:
     """Build (or reuse) ``exp_dir/lang`` from the training set's transcripts and the corpus lexicon."""
-    lex_path = find_lexicon(s.corpus_root)
+    if s.units == "bpe":
+        return _build_bpe_lang(s, sets)
+    if s.units != "phones":
+        raise AsrError(f"task.units: '{s.units}' is not phones or bpe")
+    lex_path = corpus_lexicon(s)
     train, dev = read_data_dir(sets[s.train_set]), read_data_dir(sets[s.dev_set])
     if not train.phones:
-        raise AsrError(f"{sets[s.train_set]}: no phone transcripts (text.phn) to train the phone LM on")
+        hint = (" (LibriSpeech has words only: give a pronunciation lexicon, data.lexicon=PATH, "
+                "or use BPE units, task.units=bpe)" if s.corpus == "librispeech" else "")
+        raise AsrError(f"{sets[s.train_set]}: no phone transcripts (text.phn) to train the phone LM on{hint}")
 
     def build(tmp: Path) -> dict:
         lexicon = read_lexicon(lex_path) if lex_path is not None else None
@@ -61,6 +70,27 @@ def build_lang(s: RecipeSettings, sets: Mapping[str, Path]) -> Lang:
     inputs = [p for p in (sets[s.train_set], sets[s.dev_set]) if read_done(p) is not None]
     r = run_stage(s.exp_dir / "lang", key, build, name="lang", version=LANG_VERSION, inputs=inputs)
     return Lang(r.path, r, bool(r.summary.get("words")))
+
+
+def _build_bpe_lang(s: RecipeSettings, sets: Mapping[str, Path]) -> Lang:
+    """The lang folder of word-level CTC: BPE units of the training words, each vocabulary
+    word spelled in them, the word n-gram (:func:`asr.graph.lang.write_bpe_lang`)."""
+    lex_path = corpus_lexicon(s)
+    train, dev = read_data_dir(sets[s.train_set]), read_data_dir(sets[s.dev_set])
+    if not train.text:
+        raise AsrError(f"{sets[s.train_set]}: no word transcripts (text) to learn BPE units from")
+
+    def build(tmp: Path) -> dict:
+        extra = sorted(read_lexicon(lex_path)) if lex_path is not None else []
+        return write_bpe_lang(tmp, [t.split() for t in train.text.values()],
+                              [t.split() for t in dev.text.values()] if dev.text else [],
+                              s.bpe_vocab_size, extra, WORD_ORDERS)
+
+    key = {"units": "bpe", "bpe_vocab_size": s.bpe_vocab_size, "word_orders": list(WORD_ORDERS),
+           "lexicon": str(lex_path) if lex_path else None, "lexicon_stat": _stat(lex_path)}
+    inputs = [p for p in (sets[s.train_set], sets[s.dev_set]) if read_done(p) is not None]
+    r = run_stage(s.exp_dir / "lang", key, build, name="lang", version=LANG_VERSION, inputs=inputs)
+    return Lang(r.path, r, bool(r.summary.get("words")), "bpe")
 
 
 def _stat(path: Path | None) -> str | None:

@@ -20,7 +20,7 @@ from omegaconf import MISSING
 
 @dataclass
 class DataSchema:
-    """``data``: a TIMIT-layout corpus and the names of its sets."""
+    """``data``: a corpus (TIMIT or LibriSpeech layout) and the names of its sets."""
 
     name: str = MISSING
     root: str = MISSING
@@ -30,6 +30,7 @@ class DataSchema:
     test_sets: List[str] = MISSING
     multi_condition: List[str] = field(default_factory=list)
     allow_pipes: bool = MISSING
+    lexicon: Optional[str] = None
 
 
 # ---------------------------------------------------------------------------- features
@@ -200,8 +201,8 @@ class GmmDecodingSchema:
 
 
 @dataclass
-class CtcSchema:
-    """``task=ctc``; the GMM options serve ``features=fmllr``, which runs the GMM stages."""
+class TaskSchema:
+    """What both tasks have: the GMM stages' options."""
 
     name: str = MISSING
     gmm_decode: bool = MISSING
@@ -211,7 +212,15 @@ class CtcSchema:
 
 
 @dataclass
-class HybridSchema(CtcSchema):
+class CtcSchema(TaskSchema):
+    """``task=ctc``; the GMM options serve ``features=fmllr``, which runs the GMM stages."""
+
+    units: str = MISSING
+    bpe_vocab_size: int = MISSING
+
+
+@dataclass
+class HybridSchema(TaskSchema):
     """``task=hybrid``: targets are the alignments of ``alignment_stage``."""
 
     alignment_stage: str = MISSING
@@ -274,7 +283,7 @@ class TrainSchema:
 
 # The schema of each option: configs/<group>/<option>.yaml has ``defaults: [base_<option>, _self_]``.
 SCHEMAS: dict[str, dict[str, type]] = {
-    "data": {"timit": DataSchema},
+    "data": {"timit": DataSchema, "librispeech": DataSchema},
     "features": {"fbank": FbankSchema, "mfcc": ExtractedFeaturesSchema,
                  "kaldi_scp": KaldiScpSchema, "fmllr": FmllrSchema},
     "model": {"mlp": MlpSchema, "rnn": RnnSchema, "lstm": RecurrentSchema, "gru": RecurrentSchema,

@@ -24,7 +24,9 @@ class RecipeSettings:
     """Settings of one recipe run.
 
     Attributes:
-        corpus_root: folder with TRAIN/ and TEST/ (LDC TIMIT or mini-TIMIT).
+        corpus_root: folder with TRAIN/ and TEST/ (LDC TIMIT or mini-TIMIT), or LibriSpeech's
+            subset folders (LibriSpeech, mini-LibriSpeech).
+        corpus: its layout, ``timit`` or ``librispeech`` (``data.name``).
         exp_dir: experiment dir (see the module docstring of :mod:`asr.recipe.run`).
         data_dir: where the Kaldi data dirs are written.
         train_set, dev_set: names of the training and validation sets.
@@ -62,6 +64,9 @@ class RecipeSettings:
         gmm_decode_stages: the GMM stages ``gmm_decode`` decodes (None: every stage trained).
         allow_pipes: Kaldi ``wav.scp`` entries that are shell pipelines (``cmd |``) may be
             run to read audio (``data.allow_pipes``); else they are refused.
+        lexicon: a pronunciation lexicon (``data.lexicon``; None: the corpus' own, if any).
+        units: CTC units, ``phones`` (``text.phn``) or ``bpe`` (sentencepiece pieces of the words).
+        bpe_vocab_size: BPE units, the blank included (``task.bpe_vocab_size``).
     """
 
     corpus_root: Path
@@ -94,6 +99,10 @@ class RecipeSettings:
     multi_condition: list[str] = field(default_factory=list)
     gmm_decode_stages: list[str] | None = None
     allow_pipes: bool = False
+    corpus: str = "timit"
+    lexicon: Path | None = None
+    units: str = "phones"
+    bpe_vocab_size: int = 500
 
     @property
     def train_copies(self) -> list[str]:

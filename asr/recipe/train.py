@@ -4,7 +4,8 @@
 Hybrid targets are the alignments of ``task.alignment_stage`` (tri3: ``gmm/tri3/ali.scp`` for
 train, ``gmm/ali_<dev>/ali.scp`` for dev), or with ``task.targets`` the realignments of an
 earlier hybrid network (:mod:`asr.recipe.realign`); CTC targets are the phone transcripts
-(``text.phn``) as ids of the lang folder's ``tokens.txt``.
+(``text.phn``) as ids of the lang folder's ``tokens.txt``, or with BPE units the words'
+pieces (:mod:`asr.graph.bpe`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from asr.data.kaldi_dir import read_data_dir
 from asr.errors import AsrError
 from asr.features.loader import ConcatFeatureDataset, FeatureDataset
 from asr.features.store import FeatureStore
+from asr.graph.bpe import MODEL_FILE as BPE_MODEL_FILE
+from asr.graph.bpe import BpeUnits
 from asr.graph.ngram_lm import read_symbol_table
 from asr.hmm.model import GmmHmm
 from asr.recipe.features import gmm_feature_config
@@ -106,6 +109,8 @@ def _hybrid(s: RecipeSettings, sets: Mapping[str, Path], stores: Mapping[str, Fe
 def _ctc(s: RecipeSettings, sets: Mapping[str, Path], stores: Mapping[str, FeatureStore],
          lang: Lang) -> tuple[CtcTask, FeatureDataset, FeatureDataset, dict]:
     tokens = read_token_table(lang.path / "tokens.txt")
+    if lang.units == "bpe":
+        return _ctc_bpe(s, sets, stores, lang, tokens)
     ids = {t: i for i, t in enumerate(tokens)}
 
     def dataset(name: str) -> FeatureDataset:
@@ -116,6 +121,29 @@ def _ctc(s: RecipeSettings, sets: Mapping[str, Path], stores: Mapping[str, Featu
 
     train = _with_copies(s, stores, dataset(s.train_set), dataset)
     return CtcTask(tokens), train, dataset(s.dev_set), {}
+
+
+def _ctc_bpe(s: RecipeSettings, sets: Mapping[str, Path], stores: Mapping[str, FeatureStore], lang: Lang,
+             tokens: list[str]) -> tuple[CtcTask, FeatureDataset, FeatureDataset, dict]:
+    """Word-level CTC: targets are the words' BPE pieces; the model's bytes go in the checkpoint."""
+    units = BpeUnits(lang.path / BPE_MODEL_FILE)
+    if units.tokens() != tokens:
+        raise AsrError(f"{lang.path}: tokens.txt does not match {BPE_MODEL_FILE}")
+
+    def dataset(name: str) -> FeatureDataset:
+        d = read_data_dir(sets[name])
+        if not d.text:
+            raise AsrError(f"{sets[name]}: no word transcripts (text) for CTC targets")
+        targets, unknown = {}, 0
+        for utt, words in d.text.items():
+            targets[utt], n = units.encode(words.split())
+            unknown += n
+        if unknown:
+            log.warning("%s: %d character(s) without a BPE unit left out of the CTC targets", name, unknown)
+        return FeatureDataset(stores[name], tokens=targets)
+
+    train = _with_copies(s, stores, dataset(s.train_set), dataset)
+    return CtcTask(tokens, units="bpe"), train, dataset(s.dev_set), {"bpe_model": units.model_bytes}
 
 
 def _with_copies(s: RecipeSettings, stores: Mapping[str, FeatureStore], clean: FeatureDataset,
@@ -155,5 +183,6 @@ def train_network(s: RecipeSettings, sets: Mapping[str, Path], stores: Mapping[s
     result = run_training(s.model, store.dim, task, s.optim or OptimConfig(), train, dev, s.exp_dir, meta,
                           s.trainer)
     log.info("training: best epoch %d of %d, dev %s %.2f %% (%s)", result.best, result.epochs,
-             "frame error" if s.task == "hybrid" else "greedy PER", result.best_dev_err, result.best_path)
+             "frame error" if s.task == "hybrid" else "greedy WER" if lang.units == "bpe" else "greedy PER",
+             result.best_dev_err, result.best_path)
     return result

@@ -412,8 +412,14 @@ class _Trainer:
         log.info("epoch %d: train loss %.4f (%d frames, %.1f s, %.0f frames/s), dev loss %.4f%s, dev %s %.2f %%, "
                  "lr %g; %d bad steps, %d utterances skipped", epoch, line["train_loss"], line["train_frames"],
                  seconds, line["frames_per_second"], line["dev_loss"], extra,
-                 "frame error" if isinstance(self.task, HybridTask) else "greedy PER", line["dev_err"], lr,
+                 _dev_metric(self.task), line["dev_err"], lr,
                  line["bad_steps"], line["skipped_utts"])
+
+
+def _dev_metric(task: HybridTask | CtcTask) -> str:
+    if isinstance(task, HybridTask):
+        return "frame error"
+    return "greedy WER" if task.units == "bpe" else "greedy PER"
 
 
 def run_training(spec: ModelSpec, input_size: int, task: Task, optim: OptimConfig, train_set: FeatureDataset,

@@ -17,6 +17,7 @@ from torchaudio.functional import edit_distance
 from asr.data.phones import to_39
 from asr.errors import AsrError
 from asr.features.loader import IGNORE_INDEX, Batch
+from asr.graph.bpe import pieces_to_words
 
 
 @dataclass
@@ -112,6 +113,8 @@ class CtcTask:
         tokens: token names by id, blank first.
         score_39: the dev error is the greedy PER on TIMIT's 39 phones (tokens are 48
             phones); else the token error rate on the tokens as they are.
+        units: ``phones``, or ``bpe`` (sentencepiece pieces): the dev error is then the
+            greedy WER, on the words the pieces spell.
 
     The loss is the sum of the utterances' CTC losses over the batch's valid frames (so
     its scale matches the hybrid loss). An utterance too short for its targets has no
@@ -120,7 +123,14 @@ class CtcTask:
 
     tokens: list[str]
     score_39: bool = True
+    units: str = "phones"
     name: str = "ctc"
+
+    def __post_init__(self) -> None:
+        if self.units not in ("phones", "bpe"):
+            raise AsrError(f"CTC task: units '{self.units}' are not phones or bpe")
+        if self.units == "bpe":
+            self.score_39 = False
 
     def heads(self) -> dict[str, int]:
         return {"ctc": len(self.tokens)}
@@ -154,7 +164,8 @@ class CtcTask:
         return out
 
     def greedy_errors(self, logits: torch.Tensor, batch: Batch) -> tuple[int, int]:
-        """(edit distance, reference length) summed over the batch, on 39 phones if ``score_39``."""
+        """(edit distance, reference length) summed over the batch: on 39 phones if ``score_39``,
+        on words for BPE units, else on tokens."""
         hyps = self.greedy(logits, batch.lengths)
         errors = ref_total = 0
         for b, hyp in enumerate(hyps):
@@ -162,12 +173,14 @@ class CtcTask:
             ref = [self.tokens[i] for i in batch.targets[b, :n].tolist()]
             if self.score_39:
                 ref, hyp = to_39(ref, batch.utts[b]), to_39(hyp, batch.utts[b])
+            elif self.units == "bpe":
+                ref, hyp = pieces_to_words(ref), pieces_to_words(hyp)
             errors += edit_distance(ref, hyp)
             ref_total += len(ref)
         return errors, ref_total
 
     def describe(self) -> dict:
-        return {"name": self.name, "tokens": list(self.tokens), "score_39": self.score_39}
+        return {"name": self.name, "tokens": list(self.tokens), "score_39": self.score_39, "units": self.units}
 
 
 def ctc_min_frames(targets: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
@@ -184,7 +197,7 @@ def task_from_description(d: Mapping) -> HybridTask | CtcTask:
     if d["name"] == "hybrid":
         return HybridTask(list(d["pdf_to_phone"]), list(d["phones"]), float(d["mono_weight"]))
     if d["name"] == "ctc":
-        return CtcTask(list(d["tokens"]), bool(d.get("score_39", True)))
+        return CtcTask(list(d["tokens"]), bool(d.get("score_39", True)), str(d.get("units", "phones")))
     raise AsrError(f"unknown task {d['name']!r} in checkpoint")
 
 
