@@ -230,6 +230,8 @@ def test_mini_librispeech_has_the_librispeech_layout_and_data_dirs(mini_runs: li
         assert len(d.utts) == 6 * counts[subset] and len(d.spk2utt) == counts[subset]
         assert all(Path(p).is_absolute() and Path(p).is_file() for p in d.wav.values())
         assert all(utt.startswith(spk + "-") for utt, spk in d.utt2spk.items())
+        # asr-prepare gives mini-LibriSpeech's data dirs phones from its own lexicon (hybrid recipes)
+        assert set(d.phones) == set(d.utts) and all(p.split()[0] == "sil" for p in d.phones.values())
 
 
 def test_mini_librispeech_is_byte_identical_for_a_seed_and_reused(mini_runs: list[Path]) -> None:

@@ -67,11 +67,13 @@ def _prepare_librispeech(cfg: DictConfig, out: Path) -> None:
                                               num_workers=int(cfg.num_workers), voices=_voices(cfg))
         _print_synthesis("mini-LibriSpeech", cfg, out, summary, summary["subsets"], width=15)
         root = out
+        lexicon = out / "lexicon.txt"  # its own pronunciations: text.phn for the hybrid recipes
     else:
         root = Path(cfg.corpus.root)
         subsets = None if cfg.corpus.subsets is None else [str(s) for s in cfg.corpus.subsets]
+        lexicon = Path(cfg.corpus.lexicon) if cfg.corpus.get("lexicon") is not None else None
     data_dir = out / "data"
-    report = prepare_librispeech(root, data_dir, subsets=subsets, override="corpus.root")
+    report = prepare_librispeech(root, data_dir, subsets=subsets, override="corpus.root", lexicon=lexicon)
     print(f"Kaldi data dirs in {data_dir}:")
     print(report.summary())
 
