@@ -5,9 +5,7 @@ asr-transcribe on WAV, 8 kHz FLAC and a folder (fbank CTC; fMLLR hybrid, slow)."
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,21 +14,13 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-BIN = Path(sys.executable).parent
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+from cli_run import BIN, ENV
+from cli_run import read_hyps as _hyps
+from cli_run import run_ok as _run
+
 SMALL_GRID = ["decode.acoustic_scales=[0.5,1.0]", "decode.blank_penalties=[0.0,1.0]", "decode.prior_scales=[1.0]",
               "decode.phone_penalties=[0.0]", "decode.word_penalties=[0.0,1.0]", "decode.num_workers=2",
               "decode.progress=false"]
-
-
-def _run(args: list[str], timeout: int = 900) -> subprocess.CompletedProcess:
-    r = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=ENV)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return r
-
-
-def _hyps(path: Path) -> dict[str, list[str]]:
-    return {line.split()[0]: line.split()[1:] for line in path.read_text().splitlines() if line.strip()}
 
 
 def _speaker_files(exp: Path, set_name: str) -> tuple[str, dict[str, Path]]:

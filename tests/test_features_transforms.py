@@ -113,3 +113,19 @@ def test_hydra_group_files_match_the_options(name: str) -> None:
         values["seed"] = 0
     cfg = FeatureConfig.from_dict(values)
     assert cfg.kind == name
+
+
+def test_subsampling_keeps_every_kth_spliced_frame(feats: np.ndarray) -> None:
+    from asr.features.store import transform_features, transformed_frames
+
+    cfg = FeatureConfig(cmvn="none", splice_left=1, splice_right=1, subsample=3)
+    out = transform_features(feats, cfg, None)
+    spliced = splice_frames(feats, 1, 1)
+    assert out.shape == (transformed_frames(len(feats), cfg), feats.shape[1] * 3)
+    assert np.array_equal(out, spliced[::3])  # frame i stacks 10 ms frames 3i-1, 3i, 3i+1
+    for n in (1, 2, 3, 4, 7):
+        assert transformed_frames(n, cfg) == len(transform_features(feats[:n], cfg, None))
+    assert transformed_frames(10, FeatureConfig()) == 10
+    for bad in (0, -1):
+        with pytest.raises(AsrError, match="features.subsample"):
+            FeatureConfig(subsample=bad)

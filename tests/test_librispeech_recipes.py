@@ -6,32 +6,20 @@ stages of the corpus lexicon, and the one-line refusal without a lexicon."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-
-BIN = Path(sys.executable).parent
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+from cli_run import BIN, ENV
+from cli_run import read_hyps as _hyps
+from cli_run import run_ok as _run
 SETS = ["test_clean", "test_clean_white_snr5"]
 TINY = ["model.num_layers=1", "model.hidden_size=64", "train.progress=false", "num_workers=1",
         f"data.test_sets=[{','.join(SETS)}]",
         "decode.acoustic_scales=[0.5,1.0]", "decode.blank_penalties=[0.0,1.0]", "decode.prior_scales=[1.0]",
         "decode.phone_penalties=[0.0]", "decode.word_penalties=[0.0,1.0]", "decode.num_workers=2",
         "decode.progress=false"]
-
-
-def _run(args: list[str], timeout: int = 900) -> subprocess.CompletedProcess:
-    r = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=ENV)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return r
-
-
-def _hyps(path: Path) -> dict[str, list[str]]:
-    return {line.split()[0]: line.split()[1:] for line in path.read_text().splitlines() if line.strip()}
 
 
 @pytest.mark.slow
@@ -57,6 +45,7 @@ def test_bpe_ctc_recipe_words_decode_transcribe_and_compare(mini_librispeech_roo
     ckpt = torch.load(exp / "best.pt", weights_only=True)
     assert ckpt["bpe_model"] == (lang / "bpe.model").read_bytes()
     assert ckpt["task"]["units"] == "bpe" and ckpt["task"]["tokens"] == tokens
+    assert ckpt["features"]["options"]["subsample"] == 3 and ckpt["input_size"] == 23 * 3  # 30 ms frames
 
     # results.json: words only (WER with the word graph, greedy WER beside it) on every set.
     res = json.loads((exp / "results.json").read_text())
@@ -145,3 +134,10 @@ def test_hybrid_without_a_lexicon_is_refused_in_one_line(mini_librispeech_root: 
                         f"data.lexicon={tmp_path / 'nope.txt'}", f"exp_dir={tmp_path / 'exp2'}"],
                        capture_output=True, text=True, timeout=300, env=ENV)
     assert r.returncode == 1 and "data.lexicon:" in r.stderr and "nope.txt is not a file" in r.stderr
+    # Subsampled frames are for CTC: a hybrid's targets are one pdf per 10 ms frame.
+    r = subprocess.run([str(BIN / "asr-train"), "recipe=librispeech_ligru", f"data.root={mini_librispeech_root}",
+                        "features.subsample=3", f"exp_dir={tmp_path / 'exp3'}"],
+                       capture_output=True, text=True, timeout=300, env=ENV)
+    err = [x for x in r.stderr.splitlines() if x.startswith("error:")]
+    assert r.returncode == 1 and len(err) == 1 and "features.subsample=3" in err[0] and "task=ctc" in err[0]
+    assert not (tmp_path / "exp3" / "data").exists()  # refused before any work

@@ -110,7 +110,7 @@ def feature_config(feats: dict) -> "FeatureConfig":
         return FeatureConfig.from_dict(feats)
     if feats["gmm_stage"] != "tri3":
         raise AsrError(f"features.gmm_stage: fMLLR features come from tri3 (SAT), not '{feats['gmm_stage']}'")
-    return FeatureConfig(**{k: feats[k] for k in TRANSFORM_FIELDS})
+    return FeatureConfig(**{k: feats[k] for k in TRANSFORM_FIELDS if k in feats})  # (older configs lack some)
 
 
 def _sweep_job_folders(cfg: DictConfig) -> None:

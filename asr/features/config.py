@@ -11,7 +11,7 @@ CMVN_MODES = ("none", "speaker_mean", "speaker_meanvar")
 
 # Fields that only change how stored features are transformed when read; changing
 # them never triggers re-extraction.
-TRANSFORM_FIELDS = ("cmvn", "deltas", "splice_left", "splice_right")
+TRANSFORM_FIELDS = ("cmvn", "deltas", "splice_left", "splice_right", "subsample")
 # Fields only MFCC extraction reads.
 MFCC_FIELDS = ("num_ceps", "cepstral_lifter")
 
@@ -41,6 +41,10 @@ class FeatureConfig:
             or ``speaker_meanvar``; statistics come from the same set's speaker.
         deltas: 0, 1 or 2: append Kaldi deltas (window 2) up to this order.
         splice_left, splice_right: frames of context appended on each side.
+        subsample: keep every ``subsample``-th frame after splicing (1: all). With
+            ``splice_left = splice_right = 1`` and 3, each kept frame stacks three 10 ms frames
+            (a 30 ms frame rate): CTC only (hybrid targets are one pdf per 10 ms frame); the
+            recurrence then runs over a third of the steps.
         seed: base seed of the per-utterance dither.
         scp: ``kaldi_scp`` only: path of the ``feats.scp`` to wrap; ``{set}`` in it is
             replaced by the set name (the store directory's name).
@@ -66,6 +70,7 @@ class FeatureConfig:
     deltas: int = 0
     splice_left: int = 0
     splice_right: int = 0
+    subsample: int = 1
     seed: int = 0
     scp: str | None = None
 
@@ -78,6 +83,8 @@ class FeatureConfig:
             raise AsrError(f"features.deltas: {self.deltas} must be 0, 1 or 2")
         if self.splice_left < 0 or self.splice_right < 0:
             raise AsrError("features.splice_left/splice_right must be >= 0")
+        if not isinstance(self.subsample, int) or self.subsample < 1:
+            raise AsrError(f"features.subsample: {self.subsample} must be an integer >= 1")
         if self.kind == "kaldi_scp" and not self.scp:
             raise AsrError("features.scp: required with features=kaldi_scp (path of a Kaldi feats.scp)")
         if self.kind == "mfcc" and self.num_ceps > self.num_mel_bins:

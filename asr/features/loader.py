@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from asr.errors import AsrError
-from asr.features.store import FeatureStore
+from asr.features.store import FeatureStore, transformed_frames
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class FeatureDataset(Dataset):
                 self._skip(utt, "no features" if utt not in store else "no alignment" if self.alignments is not None
                            else "no token targets")
                 continue
-            frames = store.num_frames[utt]
+            frames = transformed_frames(store.num_frames[utt], store.cfg)
             if self.alignments is not None:
                 frames = self._checked_length(utt, frames, len(self.alignments[utt]), max_trim, strict)
                 if frames is None:

@@ -131,8 +131,9 @@ class FeatureStore:
 
 
 def transform_features(raw: np.ndarray, cfg: FeatureConfig, stats: np.ndarray | None) -> np.ndarray:
-    """CMVN (with the speaker's stats), deltas and splicing of ``cfg`` applied to [frames, raw_dim]
-    frames; returns [frames, dim] float32 (splicing returns a read-only strided view).
+    """CMVN (with the speaker's stats), deltas, splicing and subsampling of ``cfg`` applied to
+    [frames, raw_dim] frames; returns [ceil(frames / subsample), dim] float32 (splicing returns a
+    read-only strided view; frame ``i`` of the result is spliced frame ``i * subsample``).
 
     ``stats`` ([2, raw_dim + 1] Kaldi CMVN stats) are needed unless ``cfg.cmvn`` is ``none``.
     """
@@ -140,7 +141,13 @@ def transform_features(raw: np.ndarray, cfg: FeatureConfig, stats: np.ndarray | 
     if cfg.cmvn != "none":
         feats = apply_cmvn(feats, stats, norm_vars=cfg.cmvn == "speaker_meanvar")
     feats = add_deltas(feats, order=cfg.deltas)
-    return splice_frames(feats, cfg.splice_left, cfg.splice_right)
+    feats = splice_frames(feats, cfg.splice_left, cfg.splice_right)
+    return feats[:: cfg.subsample] if cfg.subsample > 1 else feats
+
+
+def transformed_frames(num_frames: int, cfg: FeatureConfig) -> int:
+    """Frames :func:`transform_features` returns for ``num_frames`` stored frames."""
+    return -(-num_frames // cfg.subsample)
 
 
 def compute_feature_store(

@@ -44,6 +44,9 @@ def run_recipe(s: RecipeSettings) -> str:
     """
     if s.stop_stage is not None and s.stop_stage not in STAGES:
         raise AsrError(f"stop_stage: '{s.stop_stage}' is not one of {', '.join(STAGES)}")
+    if s.task == "hybrid" and s.features.subsample > 1:
+        raise AsrError(f"features.subsample={s.features.subsample}: hybrid targets are one pdf per 10 ms frame; "
+                       "subsampling is for CTC (task=ctc)")
     with stage_cache(s.cache_dir):  # every stage so far is independent of the network
         return _run(s, s.stop_stage or STAGES[-1])
 

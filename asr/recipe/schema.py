@@ -45,6 +45,7 @@ class TransformSchema:
     deltas: int = MISSING
     splice_left: int = MISSING
     splice_right: int = MISSING
+    subsample: int = MISSING
 
 
 @dataclass
