@@ -100,10 +100,12 @@ def test_librispeech_recipes_compose_with_the_cpu_preset(recipe: str) -> None:
     assert cfg["data"]["dev_set"] == "dev_clean" and cfg["data"]["lexicon"] is None
     assert cfg["model"]["hidden_size"] == 160  # the preset's size
     if recipe.endswith("_ctc"):
-        assert cfg["task"]["units"] == "bpe" and cfg["task"]["bpe_vocab_size"] == 300
+        assert cfg["task"]["units"] == "bpe" and cfg["task"]["bpe_vocab_size"] == 40  # the preset's
         assert cfg["features"]["kind"] == "fbank"
     else:
         assert cfg["task"]["name"] == "hybrid" and cfg["features"]["kind"] == "fmllr"
+    res = _run("train", f"recipe={recipe}", "--cfg", "job")  # without the preset: the recipe's size
+    assert yaml.safe_load(res.stdout)["task"].get("bpe_vocab_size", 300) == 300
     res = _run("train", f"recipe={recipe}", "task.bpe_vocab_size=many", "--cfg", "job")
     assert res.returncode == 1 and "Traceback" not in res.stderr
 
