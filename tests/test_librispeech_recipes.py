@@ -66,6 +66,14 @@ def test_bpe_ctc_recipe_words_decode_transcribe_and_compare(mini_librispeech_roo
     _run([str(BIN / "asr-decode"), f"checkpoint={exp / 'best.pt'}", f"out={redo}", "data.test_sets=[test_clean]"])
     res2 = json.loads((redo / "results.json").read_text())
     assert res2["test_sets"]["test_clean"]["wer"] == res["test_sets"]["test_clean"]["wer"]
+    # Without word decoding, the greedy words are the result (and scored as such).
+    greedy = tmp_path / "greedy"
+    _run([str(BIN / "asr-decode"), f"checkpoint={exp / 'best.pt'}", f"out={greedy}", "data.test_sets=[test_clean]",
+          "decode.words=false"])
+    res3 = json.loads((greedy / "results.json").read_text())
+    row = res3["test_sets"]["test_clean"]
+    assert row["wer"] == row["greedy_wer"] == res["test_sets"]["test_clean"]["greedy_wer"] and res3["decoding"] == {}
+    assert (greedy / "decode" / "test_clean" / "words" / "score.txt").read_text().startswith("%WER ")
     wav = dict(line.split(maxsplit=1) for line in (exp / "data" / "test_clean" / "wav.scp").read_text().splitlines())
     utt2spk = dict(line.split() for line in (exp / "data" / "test_clean" / "utt2spk").read_text().splitlines())
     spk = sorted(set(utt2spk.values()))[0]
