@@ -132,8 +132,8 @@ class FeatureStore:
 
 def transform_features(raw: np.ndarray, cfg: FeatureConfig, stats: np.ndarray | None) -> np.ndarray:
     """CMVN (with the speaker's stats), deltas, splicing and subsampling of ``cfg`` applied to
-    [frames, raw_dim] frames; returns [ceil(frames / subsample), dim] float32 (splicing returns a
-    read-only strided view; frame ``i`` of the result is spliced frame ``i * subsample``).
+    [frames, raw_dim] frames; returns [ceil(frames / subsample), dim] float32 (splicing alone
+    returns a read-only strided view; frame ``i`` of the result is spliced frame ``i * subsample``).
 
     ``stats`` ([2, raw_dim + 1] Kaldi CMVN stats) are needed unless ``cfg.cmvn`` is ``none``.
     """
@@ -142,7 +142,8 @@ def transform_features(raw: np.ndarray, cfg: FeatureConfig, stats: np.ndarray | 
         feats = apply_cmvn(feats, stats, norm_vars=cfg.cmvn == "speaker_meanvar")
     feats = add_deltas(feats, order=cfg.deltas)
     feats = splice_frames(feats, cfg.splice_left, cfg.splice_right)
-    return feats[:: cfg.subsample] if cfg.subsample > 1 else feats
+    # A copy when subsampled: a strided view of the spliced view would reach torch read-only.
+    return np.ascontiguousarray(feats[:: cfg.subsample]) if cfg.subsample > 1 else feats
 
 
 def transformed_frames(num_frames: int, cfg: FeatureConfig) -> int:
