@@ -53,7 +53,7 @@ def test_bpe_ctc_recipe_words_decode_transcribe_and_compare(mini_librispeech_roo
     for name in SETS:
         row = res["test_sets"][name]
         assert row["per"] is None and 0.0 <= row["wer"] <= 200.0 and 0.0 <= row["greedy_wer"] <= 200.0
-        assert row["n_words"] > 0
+        assert row["n_words"] > 0 and row["n_utts"] == len(_hyps(exp / "data" / name / "text"))
         assert (exp / "decode" / name / "words" / "score.txt").read_text().startswith("%WER ")
         assert not (exp / "decode" / name / "hyp.txt").exists()  # no phone level
     # Scoring is against the data dir's words.

@@ -205,6 +205,7 @@ def _decode_set(net: Network, d: DecodeSet, name: str, tuning: bool, levels: lis
                          n_missing=scored["n_missing"], failed=res.failed[i])
         else:
             entry.update(n_words=scored["n_tokens"], word_failed=res.failed[i])
+            entry.setdefault("n_utts", scored["n_utts"])  # words only (BPE units): no phone level
         entry[metric] = scored[metric]
         if res.frames:  # CPU seconds of one search of one frame (all grid points were searched)
             entry[f"search_seconds_per_frame_{level.name}"] = res.search_seconds / res.frames / len(points)
