@@ -209,7 +209,7 @@ def _decode_set(net: Network, d: DecodeSet, name: str, tuning: bool, levels: lis
         entry[metric] = scored[metric]
         if res.frames:  # CPU seconds of one search of one frame (all grid points were searched)
             entry[f"search_seconds_per_frame_{level.name}"] = res.search_seconds / res.frames / len(points)
-    if kind == "ctc" and getattr(net.task, "units", "phones") == "bpe":
+    if net.task.units == "bpe":
         if d.words is not None:  # the pieces of the frame-wise best path, as words
             greedy = {u: pieces_to_words(p) for u, p in _greedy(net, post).items()}
             entry["greedy_wer"] = round(_rate(d.words, greedy, "words"), 2)

@@ -116,7 +116,7 @@ class Transcriber:
             self.graphs = {"phones": exp_dir / "graph_ctc" / "phones.fst", "words": exp_dir / "graph_ctc" / "words.fst"}
             self.phones = list(self.net.task.tokens[1:])
         # BPE units: words only, from the word graph (T o L o G), else the greedy pieces.
-        self.bpe = getattr(self.net.task, "units", "phones") == "bpe"
+        self.bpe = self.net.task.units == "bpe"
         if not self.bpe and not self.graphs["phones"].is_file():
             raise AsrError(f"{self.graphs['phones']}: the run's decoding graph is missing; run asr-decode "
                            f"checkpoint={checkpoint} once to build it")

@@ -36,7 +36,7 @@ from asr.graph import bpe, ngram_lm, phone_lm
 
 log = logging.getLogger(__name__)
 
-BLANK = "<blk>"
+BLANK = bpe.BLANK  # one blank symbol for phone and BPE token tables
 
 
 def token_table(phones: Sequence[str]) -> str:
@@ -109,7 +109,7 @@ def write_bpe_lang(out_dir: str | os.PathLike, train_words: Sequence[Sequence[st
     n = bpe.train_bpe([" ".join(w) for w in train_words], vocab_size, out / bpe.MODEL_FILE)
     units = bpe.BpeUnits(out / bpe.MODEL_FILE)
     tokens = units.tokens()
-    (out / "tokens.txt").write_text("".join(f"{t} {i}\n" for i, t in enumerate(tokens)), encoding="utf-8")
+    (out / "tokens.txt").write_text(token_table(tokens[1:]), encoding="utf-8")  # tokens[0] is the blank
     vocab_set = {w for s in train_words for w in s} | set(extra_words)
     spelled: Lexicon = {}
     unspellable = []

@@ -42,14 +42,15 @@ def prepare_data_sets(s: RecipeSettings) -> dict[str, Path]:
         set name -> data dir, for the train and dev sets, the test sets and the copies.
     """
     if s.corpus == "librispeech":
-        if corpus_lexicon(s) is None and (s.task == "hybrid" or s.units == "phones" or s.features_kind == "fmllr"):
+        lexicon = corpus_lexicon(s)
+        if lexicon is None and (s.task == "hybrid" or s.units == "phones" or s.features_kind == "fmllr"):
             raise AsrError(f"{s.corpus_root}: LibriSpeech has no phone transcripts and this run needs them "
                            f"(task={s.task}, units {s.units}, features={s.features_kind}): give a pronunciation "
                            "lexicon, data.lexicon=/path/to/librispeech-lexicon.txt, or train CTC on BPE units "
                            "(recipe=librispeech_ligru_ctc)")
         # Only the subsets the run uses: train-clean-360 and -other are large and not needed.
         bases = {s.train_set, s.dev_set, *(parse_set_name(n)[0] for n in s.test_sets)}
-        report = prepare_librispeech(s.corpus_root, s.data_dir, sorted(bases), lexicon=corpus_lexicon(s))
+        report = prepare_librispeech(s.corpus_root, s.data_dir, sorted(bases), lexicon=lexicon)
     elif s.corpus == "timit":
         report = prepare_timit(s.corpus_root, s.data_dir)
     else:

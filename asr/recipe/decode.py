@@ -87,7 +87,7 @@ def network_graphs(s: RecipeSettings, net: Network, lang: Lang, models: GmmModel
             graphs.words, graphs.word_symbols = w.path / "HCLG.fst", read_symbols_by_id(lang.path / "words.txt")
         return graphs, stages
     r = ctc_graphs(s, lang)
-    units = getattr(net.task, "units", "phones")
+    units = net.task.units
     if units != lang.units:
         raise AsrError(f"the network's CTC units are {units}, the lang folder's {lang.units} ({lang.path})")
     graphs = Graphs(r.path / "phones.fst" if units == "phones" else None, list(net.task.tokens[1:]))
@@ -182,7 +182,7 @@ def summarise(s: RecipeSettings, ckpt: Mapping[str, Any], net: Network, nn: Mapp
         "features": ckpt.get("features", {}).get("kind"), "params": ckpt.get("params"),
         **history_summary(exp / "history.jsonl"), "checkpoint": str(checkpoint.resolve()),
         "checkpoint_epoch": ckpt.get("epoch"),
-        "metric": "wer" if getattr(net.task, "units", "phones") == "bpe" else "per",
+        "metric": "wer" if net.task.units == "bpe" else "per",
         "model": f"{spec.get('cell')} {net.kind}",
         "targets": ckpt.get("alignments", {}).get("targets") if net.kind == "hybrid" else None,
         "tuned_on": nn["tuned_on"], "decoding": nn["decoding"],

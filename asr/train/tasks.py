@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +59,7 @@ class HybridTask:
     phones: list[str]
     mono_weight: float = 1.0
     name: str = "hybrid"
+    units: ClassVar[str] = "phones"  # as CtcTask's: what the network's targets are made of
 
     def __post_init__(self) -> None:
         self.pdf_to_phone = [int(p) for p in self.pdf_to_phone]
